@@ -1,0 +1,264 @@
+"""Everything the rules of one file share: the parsed module, its metadata (computed once) and edit builders.
+
+Rules never touch text directly: they ask the context for edits, which it expresses as offsets into the
+decoded source plus 1-based locations. An edit is trimmed to the span that really changes, so a fix that
+rebuilds a whole call with libcst still shows up as the few characters it alters.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Iterable, Optional, Sequence, Union
+
+import libcst as cst
+from libcst.metadata import (
+    CodeRange,
+    MetadataWrapper,
+    ParentNodeProvider,
+    PositionProvider,
+    QualifiedNameProvider,
+    QualifiedNameSource,
+    ScopeProvider,
+)
+
+from peftfix.diagnostics import Edit, Location
+from peftfix.settings import Settings
+
+# Packages whose names the rules care about; a qualified name outside them is never one of "ours".
+TRACKED_PACKAGES = ("peft", "transformers", "trl", "torch", "bitsandbytes", "accelerate", "os")
+
+
+class FileContext:
+    def __init__(self, source: str, filename: str, settings: Settings, module: cst.Module):
+        self.source = source
+        self.filename = filename
+        self.settings = settings
+        self.wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+        self.module = self.wrapper.module
+        resolved = self.wrapper.resolve_many(
+            [PositionProvider, QualifiedNameProvider, ScopeProvider, ParentNodeProvider]
+        )
+        self.positions = resolved[PositionProvider]
+        self.qualified_names = resolved[QualifiedNameProvider]
+        self.scopes = resolved[ScopeProvider]
+        self.parents = resolved[ParentNodeProvider]
+        self._line_starts = _line_starts(source)
+
+    # ----------------------------------------------------------------------------------------------- names
+
+    def imported_name(self, node: cst.CSTNode) -> Optional[str]:
+        """The fully qualified name ``node`` refers to when it comes from a tracked package, else None.
+
+        Every binding that reaches ``node`` must be the same import: a local class or function that shadows
+        the name (or a second binding to something else) makes the name not ours.
+        """
+        names = self.qualified_names.get(node)
+        if callable(names):  # libcst computes qualified names lazily
+            names = names()
+        if not names:
+            return None
+        resolved = {qn.name for qn in names if qn.source is QualifiedNameSource.IMPORT}
+        if len(resolved) != 1 or len(resolved) != len(names):
+            return None
+        (name,) = resolved
+        return name if name.split(".", 1)[0] in TRACKED_PACKAGES else None
+
+    def package_member(self, node: cst.CSTNode, package: str) -> Optional[str]:
+        """The last component of ``node``'s qualified name when it lives in ``package`` (``peft.x.Y`` → ``Y``)."""
+        name = self.imported_name(node)
+        if name is None or name.split(".", 1)[0] != package:
+            return None
+        return name.rsplit(".", 1)[-1]
+
+    # ------------------------------------------------------------------------------------------- positions
+
+    def range_of(self, node: cst.CSTNode) -> CodeRange:
+        return self.positions[node]
+
+    def span_of(self, node: cst.CSTNode) -> tuple[int, int]:
+        code_range = self.positions[node]
+        return self.offset(code_range.start.line, code_range.start.column), self.offset(
+            code_range.end.line, code_range.end.column
+        )
+
+    def offset(self, line: int, column: int) -> int:
+        return self._line_starts[line - 1] + column
+
+    def location(self, offset: int) -> Location:
+        line_index = bisect.bisect_right(self._line_starts, offset) - 1
+        return Location(line_index + 1, offset - self._line_starts[line_index] + 1)
+
+    def line_of(self, node: cst.CSTNode) -> int:
+        return self.positions[node].start.line
+
+    def code_for(self, node: cst.CSTNode) -> str:
+        return self.module.code_for_node(node)
+
+    # ----------------------------------------------------------------------------------------------- edits
+
+    def edit(self, start: int, end: int, content: str) -> Edit:
+        """An edit trimmed to what really changes (common prefix and suffix dropped)."""
+        old = self.source[start:end]
+        prefix = 0
+        limit = min(len(old), len(content))
+        while prefix < limit and old[prefix] == content[prefix]:
+            prefix += 1
+        suffix = 0
+        while suffix < limit - prefix and old[len(old) - 1 - suffix] == content[len(content) - 1 - suffix]:
+            suffix += 1
+        start, end = start + prefix, end - suffix
+        content = content[prefix : len(content) - suffix]
+        return Edit(start, end, content, self.location(start), self.location(end))
+
+    def replace(self, node: cst.CSTNode, replacement: Union[str, cst.CSTNode]) -> Edit:
+        if not isinstance(replacement, str) and getattr(replacement, "lpar", None):
+            # Positions exclude an expression's own parentheses, so the replacement must too.
+            replacement = replacement.with_changes(lpar=[], rpar=[])
+        text = replacement if isinstance(replacement, str) else self.code_for(replacement)
+        start, end = self.span_of(node)
+        return self.edit(start, end, text)
+
+    def statement_of(self, node: cst.CSTNode) -> Optional[cst.SimpleStatementLine]:
+        """The simple statement line that contains ``node``."""
+        current: Optional[cst.CSTNode] = node
+        while current is not None and not isinstance(current, cst.SimpleStatementLine):
+            current = self.parents.get(current)
+        return current
+
+    def is_alone_on_its_lines(self, statement: cst.SimpleStatementLine) -> bool:
+        """True when the statement holds one small statement and starts its line (not ``if x: y``)."""
+        if len(statement.body) != 1:
+            return False
+        start, _ = self.span_of(statement)
+        line_start = self._line_starts[self.positions[statement].start.line - 1]
+        return self.source[line_start:start].strip() == ""
+
+    def indentation_of(self, statement: cst.CSTNode) -> str:
+        start, _ = self.span_of(statement)
+        line_start = self._line_starts[self.positions[statement].start.line - 1]
+        return self.source[line_start:start]
+
+    def delete_statement(self, statement: cst.SimpleStatementLine) -> Optional[Edit]:
+        """Delete a whole statement line; a block's only statement becomes ``pass``. None when not possible."""
+        if not self.is_alone_on_its_lines(statement):
+            return None
+        code_range = self.positions[statement]
+        line_start = self._line_starts[code_range.start.line - 1]
+        end_line = code_range.end.line
+        line_end = self._line_starts[end_line] if end_line < len(self._line_starts) else len(self.source)
+        parent = self.parents.get(statement)
+        siblings = getattr(parent, "body", ())
+        if isinstance(parent, cst.IndentedBlock) and len(siblings) == 1:
+            start, end = self.span_of(statement)
+            return self.edit(start, end, "pass")
+        return self.edit(line_start, line_end, "")
+
+    def insert_before_statement(self, statement: cst.CSTNode, line_text: str) -> Optional[Edit]:
+        """Insert ``line_text`` as a new line just above ``statement``, at the same indentation."""
+        indentation = self.indentation_of(statement)
+        if indentation.strip():
+            return None
+        line_start = self._line_starts[self.positions[statement].start.line - 1]
+        return self.edit(line_start, line_start, f"{indentation}{line_text}{self.module.default_newline}")
+
+    def insert_after_statement(self, statement: cst.CSTNode, line_text: str) -> Edit:
+        """Insert ``line_text`` as a new line just below ``statement``, at the same indentation."""
+        end_line = self.positions[statement].end.line
+        offset = self._line_starts[end_line] if end_line < len(self._line_starts) else len(self.source)
+        newline = self.module.default_newline
+        prefix = "" if self.source[:offset].endswith(("\n", "\r")) or offset == 0 else newline
+        return self.edit(offset, offset, f"{prefix}{self.indentation_of(statement)}{line_text}{newline}")
+
+    def add_keyword_argument(self, call: cst.Call, keyword: str, value: str) -> Edit:
+        """Append ``keyword=value`` to a call, following its comma and line-break style."""
+        new_arg = cst.Arg(
+            keyword=cst.Name(keyword),
+            value=cst.parse_expression(value),
+            equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")),
+        )
+        return self.replace(call, call.with_changes(args=append_element(call.args, new_arg, self)))
+
+
+def append_element(elements: Sequence, new_element, context: Optional[FileContext] = None) -> list:
+    """Append to a comma-separated libcst sequence (args, import aliases, list elements), keeping its style.
+
+    A sequence that ends in a trailing comma keeps one, and a one-per-line layout stays one per line.
+    """
+    elements = list(elements)
+    if not elements:
+        return [new_element]
+    last = elements[-1]
+    trailing = last.comma
+    if not isinstance(trailing, cst.Comma):
+        return elements + [new_element]
+    if len(elements) >= 2 and isinstance(elements[-2].comma, cst.Comma):
+        between = elements[-2].comma
+    else:
+        between = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+    elements[-1] = last.with_changes(comma=between)
+    return elements + [new_element.with_changes(comma=trailing)]
+
+
+def remove_element(elements: Sequence, index: int) -> list:
+    """Remove one element of a comma-separated libcst sequence; the last keeps the removed one's comma."""
+    elements = list(elements)
+    removed = elements.pop(index)
+    if elements and index == len(elements):
+        elements[-1] = elements[-1].with_changes(comma=removed.comma)
+    return elements
+
+
+def _line_starts(source: str) -> list[int]:
+    starts = [0]
+    for index, char in enumerate(source):
+        if char == "\n":
+            starts.append(index + 1)
+    return starts
+
+
+def iter_string_value(node: cst.CSTNode) -> Optional[str]:
+    """The value of a plain string literal (no f-string), else None."""
+    if isinstance(node, (cst.SimpleString, cst.ConcatenatedString)):
+        value = node.evaluated_value
+        return value if isinstance(value, str) else None
+    return None
+
+
+def keyword_arg(call: cst.Call, name: str) -> Optional[cst.Arg]:
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == name:
+            return arg
+    return None
+
+
+def positional_args(call: cst.Call) -> list[cst.Arg]:
+    return [arg for arg in call.args if arg.keyword is None and not arg.star]
+
+
+def argument(call: cst.Call, position: int, keyword: str) -> Optional[cst.Arg]:
+    """The argument passed at ``position`` or as ``keyword``."""
+    found = keyword_arg(call, keyword)
+    if found is not None:
+        return found
+    positional = positional_args(call)
+    return positional[position] if position < len(positional) else None
+
+
+def literal_bool(node: Optional[cst.CSTNode]) -> Optional[bool]:
+    if isinstance(node, cst.Name) and node.value in ("True", "False"):
+        return node.value == "True"
+    return None
+
+
+def names_in(nodes: Iterable[cst.CSTNode]) -> list[str]:
+    return [n.value for n in nodes if isinstance(n, cst.Name)]
+
+
+def dotted_name(node: cst.CSTNode) -> Optional[str]:
+    """``x`` or ``self.model.inner`` as a string; None for anything else."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        base = dotted_name(node.value)
+        return f"{base}.{node.attr.value}" if base is not None else None
+    return None

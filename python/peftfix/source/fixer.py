@@ -1,0 +1,103 @@
+"""Applying fixes: non-overlapping edits per pass, re-parse, drop what breaks the file, repeat until stable.
+
+This is Ruff's fix loop. Each pass lints the current text, takes the applicable fixes in source order, skips any
+fix whose edits touch an edit already taken (it is retried on the next pass, against the new text), applies
+them, and checks the result still parses. A fix that makes the file unparsable is dropped for good and
+reported; the others are kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import libcst as cst
+
+from peftfix.diagnostics import Diagnostic, Edit
+
+MAX_PASSES = 10
+
+
+@dataclass
+class FixResult:
+    source: str
+    fixed: list[Diagnostic] = field(default_factory=list)
+    remaining: list[Diagnostic] = field(default_factory=list)
+    dropped: list[Diagnostic] = field(default_factory=list)
+
+
+def fix_until_stable(source: str, lint: Callable[[str], list[Diagnostic]], unsafe_fixes: bool) -> FixResult:
+    result = FixResult(source)
+    rejected: set = set()
+    diagnostics = lint(source)
+    for _ in range(MAX_PASSES):
+        candidates = [
+            d for d in diagnostics if d.fix is not None and d.fix.is_applicable(unsafe_fixes) and _key(d) not in rejected
+        ]
+        chosen = _non_overlapping(candidates)
+        if not chosen:
+            break
+        new_source = apply_fixes(result.source, chosen)
+        if not parses(new_source):
+            good = [d for d in chosen if parses(apply_fixes(result.source, [d]))]
+            for diagnostic in chosen:
+                if diagnostic not in good:
+                    rejected.add(_key(diagnostic))
+                    result.dropped.append(diagnostic)
+            new_source = apply_fixes(result.source, good)
+            if good and not parses(new_source):  # fixes fine alone but broken together: keep the first
+                good = good[:1]
+                new_source = apply_fixes(result.source, good)
+            chosen = good
+        if not chosen or new_source == result.source:
+            break
+        result.fixed.extend(chosen)
+        result.source = new_source
+        diagnostics = lint(new_source)
+    result.remaining = diagnostics
+    return result
+
+
+def apply_fixes(source: str, diagnostics: list[Diagnostic]) -> str:
+    edits = sorted((edit for d in diagnostics for edit in d.fix.edits), key=lambda e: (e.start_offset, e.end_offset))
+    pieces = []
+    cursor = 0
+    for edit in edits:
+        pieces.append(source[cursor : edit.start_offset])
+        pieces.append(edit.content)
+        cursor = edit.end_offset
+    pieces.append(source[cursor:])
+    return "".join(pieces)
+
+
+def parses(source: str) -> bool:
+    try:
+        cst.parse_module(source)
+    except Exception:  # libcst raises ParserSyntaxError, and a few others on odd input
+        return False
+    return True
+
+
+def _non_overlapping(candidates: list[Diagnostic]) -> list[Diagnostic]:
+    chosen: list[Diagnostic] = []
+    taken: list[Edit] = []
+    for diagnostic in sorted(candidates, key=lambda d: min(e.start_offset for e in d.fix.edits)):
+        edits = diagnostic.fix.edits
+        if any(_touch(edit, other) for edit in edits for other in taken):
+            continue
+        chosen.append(diagnostic)
+        taken.extend(edits)
+    return chosen
+
+
+def _touch(a: Edit, b: Edit) -> bool:
+    # Touching edits conflict too: an insertion at the boundary of a replacement has no defined order.
+    return a.start_offset <= b.end_offset and b.start_offset <= a.end_offset
+
+
+def _key(diagnostic: Diagnostic) -> tuple:
+    return (diagnostic.code, diagnostic.message, tuple(edit.content for edit in diagnostic.fix.edits))
+
+
+def first_location(diagnostic: Diagnostic) -> Optional[int]:
+    return diagnostic.location.row if diagnostic.location else None

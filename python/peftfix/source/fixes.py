@@ -1,0 +1,89 @@
+"""Edit recipes shared by several rules' fixes (removing a call's statement, setting ``is_trainable``...)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import libcst as cst
+
+from peftfix.diagnostics import Edit
+from peftfix.source.context import FileContext, keyword_arg
+from peftfix.source.context import dotted_name
+from peftfix.source.imports import binding_of, is_unused_after, rewrite_import
+
+
+@dataclass(frozen=True)
+class CallStatement:
+    """A statement that is one call, bare (``f(x)``) or assigned to one name (``y = f(x)``)."""
+
+    statement: cst.SimpleStatementLine
+    target: Optional[str]  # the assigned name, None for a bare call
+
+
+def call_statement(ctx: FileContext, call: cst.Call) -> Optional[CallStatement]:
+    statement = ctx.statement_of(call)
+    if statement is None or not ctx.is_alone_on_its_lines(statement):
+        return None
+    small = statement.body[0]
+    if isinstance(small, cst.Expr) and small.value is call:
+        return CallStatement(statement, None)
+    if isinstance(small, cst.Assign) and small.value is call and len(small.targets) == 1:
+        target = dotted_name(small.targets[0].target)
+        if target is not None:
+            return CallStatement(statement, target)
+    return None
+
+
+def same_scope(ctx: FileContext, a: cst.CSTNode, b: cst.CSTNode) -> bool:
+    scope_a, scope_b = ctx.scopes.get(a), ctx.scopes.get(b)
+    return scope_a is not None and scope_a is scope_b
+
+
+def references_between(ctx: FileContext, name: str, at: cst.CSTNode, start: int, end: int, ignore=()) -> list:
+    """Reads of ``name`` (in ``at``'s scope) whose offsets lie in [start, end), except the ``ignore`` nodes."""
+    scope = ctx.scopes.get(at)
+    if scope is None or "." in name:
+        return []
+    ignored = {id(node) for node in ignore}
+    found = []
+    for assignment in scope[name]:
+        for reference in assignment.references:
+            node = reference.node
+            if id(node) in ignored or node not in ctx.positions:
+                continue
+            offset = ctx.span_of(node)[0]
+            if start <= offset < end:
+                found.append(node)
+    return found
+
+
+def assigned_between(ctx: FileContext, name: str, at: cst.CSTNode, start: int, end: int) -> bool:
+    scope = ctx.scopes.get(at)
+    if scope is None or "." in name:
+        return "." in name  # attribute targets are not tracked by scopes: assume the worst
+    for assignment in scope.assignments[name]:
+        node = getattr(assignment, "node", None)
+        if node is not None and node in ctx.positions and start <= ctx.span_of(node)[0] < end:
+            return True
+    return False
+
+
+def unused_import_edit(ctx: FileContext, func: cst.CSTNode) -> Optional[Edit]:
+    """Drop the import of a called name when the removed call was its only use; None when nothing to drop."""
+    if not isinstance(func, cst.Name):
+        return None
+    binding = binding_of(ctx, func.value)
+    if binding is None or not is_unused_after(ctx, func.value, [func]):
+        return None
+    return rewrite_import(ctx, binding, remove=True)
+
+
+def set_is_trainable(ctx: FileContext, call: cst.Call) -> Optional[Edit]:
+    """``is_trainable=True`` on a ``from_pretrained`` call: added, or a literal False flipped."""
+    existing = keyword_arg(call, "is_trainable")
+    if existing is None:
+        return ctx.add_keyword_argument(call, "is_trainable", "True")
+    if isinstance(existing.value, cst.Name) and existing.value.value == "False":
+        return ctx.replace(existing.value, "True")
+    return None

@@ -1,0 +1,5 @@
+"""The data-flow model: which variable holds a base model, a PeftModel, a tokenizer, and what happened to it.
+
+``model`` defines the abstract values and events, ``interpreter`` walks a scope's statements in order
+(branches explored separately and merged), and ``calls`` gives transformers/peft calls their meaning.
+"""

@@ -1,0 +1,543 @@
+"""Walks each scope of a module in statement order and feeds the rules the events it sees.
+
+The module body and every function body are interpreted once. Branches run on copies of the state and are
+merged afterwards; a path that returns, raises, breaks or continues leaves the merge. Loops run their body
+twice (enough for a second iteration to see the first one's effects). A call to a function of this file
+applies that function's *summary*: the events it applies to its parameters are replayed on the caller's
+objects (so a rule sees them with the caller's history), and what it returns flows back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional, Sequence
+
+import libcst as cst
+
+from peftfix.source.context import FileContext, dotted_name
+from peftfix.source.flow.calls import CallSemantics
+from peftfix.source.flow.model import (
+    EMPTY,
+    HISTORY_KINDS,
+    MODEL_VIEW_KINDS,
+    Ev,
+    Event,
+    Kind,
+    Obj,
+    State,
+    cap,
+)
+
+EventHook = Callable[[tuple, Event], None]
+FinalHook = Callable[[tuple], None]
+
+
+@dataclass
+class Frame:
+    """What a scope collects while it runs: its exits and the states that leave loops early."""
+
+    exits: list = field(default_factory=list)  # (returned value, state)
+    breaks: list = field(default_factory=list)  # one list of states per enclosing loop
+    continues: list = field(default_factory=list)
+
+
+@dataclass
+class Summary:
+    params: list  # (name, Obj) in declaration order
+    exits: list  # (returned value, state)
+    positional_names: list  # names that can be passed positionally (self excluded for methods is not done)
+
+
+class Interpreter:
+    def __init__(self, ctx: FileContext, on_event: EventHook, on_final: FinalHook):
+        self.ctx = ctx
+        self._on_event = on_event
+        self._on_final = on_final
+        self.calls = CallSemantics(self)
+        self._summaries: dict[cst.FunctionDef, Summary] = {}
+        self._in_progress: set = set()
+        self._clones: dict = {}
+        self._consts: dict = {}
+        self._last_values: dict = {}
+
+    # ------------------------------------------------------------------------------------------ entry point
+
+    def run(self) -> None:
+        frame = Frame()
+        final = self.exec_block(self.ctx.module.body, State(), frame)
+        self._finish(State.merge([final] + [state for _, state in frame.exits]))
+        for function in _all_functions(self.ctx.module):
+            self.summary(function)
+
+    def _finish(self, state: Optional[State]) -> None:
+        if state is None:
+            return
+        for histories in state.heap.values():
+            for history in histories:
+                self._on_final(history)
+
+    # ------------------------------------------------------------------------------------------- events
+
+    def apply(self, objs: Iterable[Obj], event: Event, state: State) -> None:
+        """Apply ``event`` to every object in ``objs`` along every path; view objects pass it to their models."""
+        for obj in objs:
+            if obj.kind in HISTORY_KINDS:
+                self._extend(obj, event, state)
+
+    def _extend(self, obj: Obj, event: Event, state: State) -> None:
+        extended = set()
+        for history in state.heap.get(obj, frozenset()):
+            self._on_event(history, event)
+            extended.add(history + (event,))
+        state.heap[obj] = cap(frozenset(extended))
+
+    def emit(self, event: Event) -> None:
+        """An event that belongs to no object (a config was built)."""
+        self._on_event((), event)
+
+    def new_object(self, kind: Kind, state: State, first_event: Optional[Event] = None, **info) -> Obj:
+        obj = Obj(kind, **info)
+        if kind in HISTORY_KINDS:
+            history = (first_event,) if first_event is not None else ()
+            if first_event is not None:
+                self._on_event((), first_event)
+            state.heap[obj] = frozenset([history])
+        return obj
+
+    def const(self, node: cst.CSTNode, value, key: Optional[str]) -> frozenset:
+        obj = self._consts.get(node)
+        if obj is None:
+            obj = self._consts[node] = Obj(Kind.CONST, value=value, key=key, node=node)
+        return frozenset([obj])
+
+    # --------------------------------------------------------------------------------------- statements
+
+    def exec_block(self, statements: Sequence[cst.CSTNode], state: Optional[State], frame: Frame) -> Optional[State]:
+        for statement in statements:
+            if state is None:
+                return None
+            state = self.exec_statement(statement, state, frame)
+        return state
+
+    def exec_statement(self, node: cst.CSTNode, state: State, frame: Frame) -> Optional[State]:
+        if isinstance(node, cst.BaseSmallStatement):  # the body of ``if x: y`` holds small statements
+            return self.exec_small(node, state, frame)
+        if isinstance(node, cst.SimpleStatementLine):
+            for small in node.body:
+                state = self.exec_small(small, state, frame)
+                if state is None:
+                    return None
+            return state
+        if isinstance(node, cst.If):
+            self.eval(node.test, state)
+            taken = self.exec_block(node.body.body, state.copy(), frame)
+            if node.orelse is None:
+                other: Optional[State] = state
+            elif isinstance(node.orelse, cst.If):
+                other = self.exec_statement(node.orelse, state.copy(), frame)
+            else:
+                other = self.exec_block(node.orelse.body.body, state.copy(), frame)
+            return State.merge([taken, other])
+        if isinstance(node, (cst.For, cst.While)):
+            return self.exec_loop(node, state, frame)
+        if isinstance(node, (cst.Try, cst.TryStar)):
+            return self.exec_try(node, state, frame)
+        if isinstance(node, cst.With):
+            for item in node.items:
+                value = self.eval(item.item, state)
+                if item.asname is not None:
+                    self.bind(item.asname.name, value, state)
+            return self.exec_block(node.body.body, state, frame)
+        if isinstance(node, cst.FunctionDef):
+            state.bind(node.name.value, frozenset([Obj(Kind.FUNCTION, node=node)]))
+            return state
+        if isinstance(node, cst.ClassDef):
+            state.forget(node.name.value)
+            return state
+        if isinstance(node, cst.Match):
+            self.eval(node.subject, state)
+            outcomes = [state]
+            for case in node.cases:
+                outcomes.append(self.exec_block(case.body.body, state.copy(), frame))
+            return State.merge(outcomes)
+        return state
+
+    def exec_loop(self, node, state: State, frame: Frame) -> Optional[State]:
+        frame.breaks.append([])
+        frame.continues.append([])
+        if isinstance(node, cst.For):
+            iterated = self.eval(node.iter, state)
+        else:
+            self.eval(node.test, state)
+        entry = state
+        # A ``for`` loop is taken to run at least once (it iterates over a model's parameters, a dataset...);
+        # a ``while`` loop may not run at all.
+        outcomes = [] if isinstance(node, cst.For) else [state]
+        for _ in range(2):
+            body_state = entry.copy()
+            if isinstance(node, cst.For):
+                # Iterating over model.parameters() yields parameters of that model (for requires_grad).
+                self.bind(node.target, self._views(iterated), body_state)
+            after = self.exec_block(node.body.body, body_state, frame)
+            after = State.merge([after] + frame.continues[-1])
+            frame.continues[-1] = []
+            if after is None:
+                break
+            outcomes.append(after)
+            entry = State.merge([entry, after])
+        frame.continues.pop()
+        breaks = frame.breaks.pop()
+        result = State.merge(outcomes)
+        if node.orelse is not None and result is not None:
+            result = self.exec_block(node.orelse.body.body, result, frame)
+        return State.merge([result] + breaks)
+
+    def exec_try(self, node, state: State, frame: Frame) -> Optional[State]:
+        body = self.exec_block(node.body.body, state.copy(), frame)
+        # An exception may leave the body anywhere: handlers start from what was true before or after it.
+        handler_entry = State.merge([state, body])
+        outcomes = []
+        for handler in node.handlers:
+            handler_state = handler_entry.copy()
+            if handler.name is not None:
+                self.bind(handler.name.name, EMPTY, handler_state)
+            outcomes.append(self.exec_block(handler.body.body, handler_state, frame))
+        if node.orelse is not None and body is not None:
+            body = self.exec_block(node.orelse.body.body, body, frame)
+        result = State.merge([body] + outcomes)
+        if node.finalbody is not None:
+            final = self.exec_block(node.finalbody.body.body, (result or handler_entry).copy(), frame)
+            result = final if result is not None else None
+        return result
+
+    def exec_small(self, node: cst.CSTNode, state: State, frame: Frame) -> Optional[State]:
+        if isinstance(node, cst.Assign):
+            value = self.eval(node.value, state)
+            for target in node.targets:
+                self.bind(target.target, value, state)
+        elif isinstance(node, cst.AnnAssign):
+            if node.value is not None:
+                self.bind(node.target, self.eval(node.value, state), state)
+        elif isinstance(node, cst.AugAssign):
+            value = self.eval(node.value, state)
+            name = dotted_name(node.target)
+            if name is not None:
+                state.bind(name, state.env.get(name, EMPTY) | self._views(value))
+        elif isinstance(node, cst.Expr):
+            self.eval(node.value, state)
+        elif isinstance(node, cst.Return):
+            value = self.eval(node.value, state) if node.value is not None else EMPTY
+            frame.exits.append((value, state))
+            return None
+        elif isinstance(node, cst.Raise):
+            if node.exc is not None:
+                self.eval(node.exc, state)
+            return None
+        elif isinstance(node, cst.Break):
+            if frame.breaks:
+                frame.breaks[-1].append(state)
+            return None
+        elif isinstance(node, cst.Continue):
+            if frame.continues:
+                frame.continues[-1].append(state)
+            return None
+        elif isinstance(node, cst.Del):
+            self._forget_target(node.target, state)
+        elif isinstance(node, (cst.Import, cst.ImportFrom)):
+            for name in _imported_names(node):
+                state.forget(name)
+        elif isinstance(node, cst.Assert):
+            self.eval(node.test, state)
+        return state
+
+    def bind(self, target: cst.CSTNode, value: frozenset, state: State) -> None:
+        if isinstance(target, (cst.Tuple, cst.List)):
+            elements = [element.value for element in target.elements]
+            sequences = [obj for obj in value if obj.kind is Kind.SEQUENCE and len(obj.info["items"]) == len(elements)]
+            for index, element in enumerate(elements):
+                if isinstance(element, cst.StarredElement):
+                    self.bind(element.value, EMPTY, state)
+                    continue
+                item = EMPTY
+                for sequence in sequences:
+                    item = item | sequence.info["items"][index]
+                # Unpacking a view (``for name, p in model.named_parameters()``) keeps the view.
+                self.bind(element, item | self._views(value), state)
+            return
+        if isinstance(target, cst.Subscript):
+            self.eval(target.value, state)
+            return
+        name = dotted_name(target)
+        if name is not None:
+            state.bind(name, value)
+            if isinstance(target, cst.Attribute) and target.attr.value == "requires_grad":
+                self.calls.requires_grad_assigned(target, state)
+
+    def _forget_target(self, target: cst.CSTNode, state: State) -> None:
+        if isinstance(target, (cst.Tuple, cst.List)):
+            for element in target.elements:
+                self._forget_target(element.value, state)
+            return
+        name = dotted_name(target)
+        if name is not None and name in state.env:
+            state.forget(name)
+
+    @staticmethod
+    def _views(value: frozenset) -> frozenset:
+        return frozenset(obj for obj in value if obj.kind in MODEL_VIEW_KINDS)
+
+    # -------------------------------------------------------------------------------------- expressions
+
+    def eval(self, node: Optional[cst.CSTNode], state: State) -> frozenset:
+        if node is None:
+            return EMPTY
+        value = self._eval(node, state)
+        self._last_values[node] = value
+        return value
+
+    def eval_quiet(self, node: cst.CSTNode, state: State) -> frozenset:
+        """The value ``node`` had when it was last evaluated, without running its calls a second time."""
+        if node in self._last_values:
+            return self._last_values[node]
+        return self.eval(node, state)
+
+    def _eval(self, node: cst.CSTNode, state: State) -> frozenset:
+        if isinstance(node, cst.Name):
+            return state.env.get(node.value, EMPTY)
+        if isinstance(node, cst.Attribute):
+            name = dotted_name(node)
+            if name is not None and name in state.env:
+                return state.env[name]
+            base = self.eval(node.value, state)
+            return frozenset(obj for obj in base if obj.kind is Kind.OUTPUT)
+        if isinstance(node, cst.Call):
+            return self.calls.evaluate(node, state)
+        if isinstance(node, cst.Subscript):
+            base = self.eval(node.value, state)
+            for element in node.slice:
+                if isinstance(element.slice, cst.Index):
+                    self.eval(element.slice.value, state)
+            return self.calls.subscript(node, base, state)
+        if isinstance(node, (cst.BinaryOperation, cst.BooleanOperation)):
+            left, right = self.eval(node.left, state), self.eval(node.right, state)
+            if isinstance(node, cst.BooleanOperation):
+                return left | right
+            return self._views(left | right)
+        if isinstance(node, cst.UnaryOperation):
+            return self._views(self.eval(node.expression, state))
+        if isinstance(node, cst.Comparison):
+            self.eval(node.left, state)
+            for target in node.comparisons:
+                self.eval(target.comparator, state)
+            return EMPTY
+        if isinstance(node, cst.IfExp):
+            self.eval(node.test, state)
+            return self.eval(node.body, state) | self.eval(node.orelse, state)
+        if isinstance(node, (cst.Tuple, cst.List, cst.Set)):
+            items = tuple(self.eval(element.value, state) for element in node.elements)
+            return frozenset([Obj(Kind.SEQUENCE, items=items, node=node)])
+        if isinstance(node, (cst.SimpleString, cst.ConcatenatedString)):
+            value = node.evaluated_value
+            return self.const(node, value, f"str:{value!r}")
+        if isinstance(node, cst.Integer):
+            return self.const(node, node.evaluated_value, None)
+        if isinstance(node, cst.NamedExpr):
+            value = self.eval(node.value, state)
+            self.bind(node.target, value, state)
+            return value
+        if isinstance(node, cst.Await):
+            return self.eval(node.expression, state)
+        if isinstance(node, cst.Dict):
+            for element in node.elements:
+                if isinstance(element, cst.DictElement):
+                    self.eval(element.key, state)
+                self.eval(element.value, state)
+            return EMPTY
+        if isinstance(node, cst.FormattedString):
+            for part in node.parts:
+                if isinstance(part, cst.FormattedStringExpression):
+                    self.eval(part.expression, state)
+            return EMPTY
+        if isinstance(node, (cst.StarredElement, cst.Element)):
+            return self.eval(node.value, state)
+        return EMPTY
+
+    # ------------------------------------------------------------------------------------------ summaries
+
+    def summary(self, function: cst.FunctionDef) -> Optional[Summary]:
+        """Interpret ``function`` once with opaque parameters; None while it is being interpreted (recursion)."""
+        if function in self._summaries:
+            return self._summaries[function]
+        if function in self._in_progress:
+            return None
+        self._in_progress.add(function)
+        state = State()
+        params = []
+        all_params = list(function.params.posonly_params) + list(function.params.params)
+        all_params += list(function.params.kwonly_params)
+        start = Event(Ev.PARAM_START, function)
+        for param in all_params:
+            obj = Obj(Kind.PARAM, name=param.name.value)
+            state.heap[obj] = frozenset([(start,)])
+            state.bind(param.name.value, frozenset([obj]))
+            params.append((param.name.value, obj))
+        frame = Frame()
+        final = self.exec_block(_body_statements(function), state, frame)
+        exits = list(frame.exits)
+        if final is not None:
+            exits.append((EMPTY, final))
+        positional = [p.name.value for p in list(function.params.posonly_params) + list(function.params.params)]
+        summary = Summary(params=params, exits=exits, positional_names=positional)
+        self._in_progress.discard(function)
+        self._summaries[function] = summary
+        self._finish(State.merge([state for _, state in exits]))
+        return summary
+
+    def call_local_function(self, call: cst.Call, function: cst.FunctionDef, args: list, state: State) -> frozenset:
+        """Apply ``function``'s summary at ``call``; ``args`` are the evaluated arguments in order."""
+        summary = self.summary(function)
+        if summary is None:
+            return EMPTY
+        binding = _bind_arguments(call, args, summary)
+        self._materialize_arguments(call, summary, binding, state)
+        results = []
+        returned = EMPTY
+        for value, exit_state in summary.exits:
+            caller = state.copy()
+            mapping = {obj: binding.get(name, EMPTY) for name, obj in summary.params}
+            for param, actual in mapping.items():
+                suffixes = [history[1:] for history in exit_state.heap.get(param, frozenset())]
+                for obj in actual:
+                    self._replay(obj, suffixes, caller)
+            for obj in value:
+                if obj in mapping:
+                    returned |= mapping[obj]
+                else:
+                    returned |= frozenset([self._import(obj, call, exit_state, caller, mapping)])
+            results.append(caller)
+        merged = State.merge(results)
+        if merged is not None:
+            state.env, state.heap = merged.env, merged.heap
+        return returned
+
+    def _materialize_arguments(self, call: cst.Call, summary: Summary, binding: dict, state: State) -> None:
+        """A plain variable passed where the callee treats it as a model holds one, even if unseen here."""
+        used_as_model = {
+            name
+            for name, param in summary.params
+            for _, exit_state in summary.exits
+            for history in exit_state.heap.get(param, ())
+            if any(event.kind not in _DEFERRED for event in history[1:])
+        }
+        nodes = _argument_nodes(call, summary)
+        for name in used_as_model:
+            if not binding.get(name) and name in nodes:
+                binding[name] = self.calls.materialize(nodes[name], state)
+
+    def _replay(self, obj: Obj, suffixes: list, state: State) -> None:
+        """Replay a callee's events on a caller's object (translating parameter-dependent calls)."""
+        if not any(suffixes):
+            return
+        if obj.kind in MODEL_VIEW_KINDS:
+            translated = [[_translate(event, obj.kind) for event in suffix] for suffix in suffixes]
+            translated = [[event for event in suffix if event is not None] for suffix in translated]
+            for model in obj.models:
+                self._replay(model, translated, state)
+            return
+        if obj.kind not in HISTORY_KINDS:
+            return
+        extended = set()
+        for history in state.heap.get(obj, frozenset()):
+            for suffix in suffixes:
+                current = history
+                for event in suffix:
+                    self._on_event(current, event)
+                    current = current + (event,)
+                extended.add(current)
+        state.heap[obj] = cap(frozenset(extended))
+
+    def _import(self, obj: Obj, call: cst.Call, exit_state: State, caller: State, mapping: dict) -> Obj:
+        """Bring an object created inside a callee into the caller (one copy per call site)."""
+        key = (call, obj)
+        clone = self._clones.get(key)
+        if clone is None:
+            info = dict(obj.info)
+            if "models" in info:
+                models = EMPTY
+                for model in info["models"]:
+                    models |= mapping.get(model, frozenset([model]))
+                info["models"] = models
+            clone = self._clones[key] = Obj(obj.kind, **info)
+        if obj.kind in HISTORY_KINDS:
+            caller.heap[clone] = exit_state.heap.get(obj, frozenset([()]))
+        return clone
+
+
+def _translate(event: Event, view_kind: Kind) -> Optional[Event]:
+    """A parameter's ``.train()``/``.step()``/``.backward()`` trains only when the caller passed a trainer,
+    an optimizer or a loss; on a model ``.train()`` merely switches mode."""
+    wanted = {Kind.TRAINER: Ev.CALL_TRAIN, Kind.OPTIMIZER: Ev.CALL_STEP, Kind.OUTPUT: Ev.CALL_BACKWARD}.get(view_kind)
+    if event.kind is wanted:
+        return Event(Ev.TRAIN, event.node, {"via": event.get("via")})
+    return None
+
+
+_DEFERRED = (Ev.CALL_TRAIN, Ev.CALL_STEP, Ev.CALL_BACKWARD)
+
+
+def _argument_nodes(call: cst.Call, summary: Summary) -> dict:
+    nodes: dict = {}
+    position = 0
+    for arg in call.args:
+        if arg.star:
+            break
+        if arg.keyword is not None:
+            nodes[arg.keyword.value] = arg.value
+        elif position < len(summary.positional_names):
+            nodes[summary.positional_names[position]] = arg.value
+            position += 1
+    return nodes
+
+
+def _bind_arguments(call: cst.Call, args: list, summary: Summary) -> dict:
+    binding: dict = {}
+    position = 0
+    for arg, value in zip(call.args, args):
+        if arg.star:
+            return binding  # *args/**kwargs: positions are unknown from here on
+        if arg.keyword is not None:
+            binding[arg.keyword.value] = value
+            continue
+        if position < len(summary.positional_names):
+            binding[summary.positional_names[position]] = value
+        position += 1
+    return binding
+
+
+def _imported_names(node) -> list:
+    if isinstance(node.names, cst.ImportStar):
+        return []
+    names = []
+    for alias in node.names:
+        if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+            names.append(alias.asname.name.value)
+        else:
+            full = dotted_name(alias.name)
+            if full:
+                names.append(full.split(".")[0])
+    return names
+
+
+def _body_statements(function: cst.FunctionDef) -> Sequence[cst.CSTNode]:
+    return function.body.body
+
+
+def _all_functions(module: cst.Module) -> list:
+    collected: list = []
+
+    class Collector(cst.CSTVisitor):
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+            collected.append(node)
+
+    module.visit(Collector())
+    return collected

@@ -1,0 +1,1 @@
+"""One module per rule; ``peftfix.source.registry`` lists them."""

@@ -1,0 +1,264 @@
+from __future__ import annotations
+
+from typing import Optional
+
+import libcst as cst
+
+from peftfix.diagnostics import Applicability, Fix
+from peftfix.source.fixes import (
+    assigned_between,
+    call_statement,
+    references_between,
+    same_scope,
+    unused_import_edit,
+)
+from peftfix.source.context import dotted_name
+from peftfix.source.flow.model import UNWRAP_EVENTS, Ev, Event
+from peftfix.source.rule import Invalid, Rule, subscribes
+
+
+def stray_wrap(history: tuple) -> Optional[Event]:
+    """The ``get_peft_model`` that wrapped the object since it was last a plain model, if any."""
+    found = None
+    for event in history:
+        if event.kind is Ev.GET_PEFT_MODEL:
+            found = event
+        elif event.kind in UNWRAP_EVENTS:
+            found = None
+    return found
+
+
+class StrayGetPeftModel(Rule):
+    """## What it does
+    Finds `get_peft_model(model, config)` on a model that is later handed to `PeftModel.from_pretrained(...)`
+    (or `load_adapter(...)`) to load a trained adapter.
+
+    ## Why is this bad?
+    `get_peft_model` injects a *new*, untrained LoRA adapter (its `lora_B` is zero) into the model, in place.
+    Loading the trained adapter on top of that wrapped model does not apply it: there is no error and no
+    warning, and the output is exactly the base model's. The fine-tuning silently does nothing.
+
+    ## Example
+    ```python
+    model = AutoModelForCausalLM.from_pretrained(base_path)
+    model = get_peft_model(model, lora_config)
+    model = PeftModel.from_pretrained(model, adapter_path)
+    ```
+
+    Use instead:
+    ```python
+    model = AutoModelForCausalLM.from_pretrained(base_path)
+    model = PeftModel.from_pretrained(model, adapter_path)
+    ```
+
+    ## Fix safety
+    The fix removes the `get_peft_model` statement and passes the base model to `PeftModel.from_pretrained`.
+    It is safe when nothing else uses what the removed statement bound (or the wrapped model before the load);
+    otherwise it is unsafe. With `load_adapter` there is no fix.
+    """
+
+    code = "PF201"
+    name = "stray-get-peft-model"
+    summary = "`get_peft_model` before loading a trained adapter: the adapter is silently not applied."
+    fix_availability = "sometimes"
+    EVENTS = subscribes(Ev.LOAD_PEFT)
+
+    def on_event(self, history: tuple, event: Event) -> None:
+        wrap = stray_wrap(history)
+        if wrap is None:
+            return
+        message = (
+            f"`get_peft_model` wraps the model in a new, untrained LoRA adapter before `PeftModel.from_pretrained` "
+            f"(line {self.line(event.node)}) loads the trained one: the trained weights are silently not applied "
+            f"and the output equals the base model's. Pass the base model straight to `PeftModel.from_pretrained` "
+            f"and drop this call."
+        )
+        self.report(wrap.node, message, self._fix(wrap, event))
+
+    def on_final(self, history: tuple) -> None:
+        for index, event in enumerate(history):
+            if event.kind is not Ev.LOAD_ADAPTER:
+                continue
+            wrap = stray_wrap(history[:index])
+            if wrap is None or any(later.kind is Ev.SET_ADAPTER for later in history[index + 1 :]):
+                continue
+            message = (
+                f"`get_peft_model` adds a new, untrained adapter that stays active after `load_adapter` "
+                f"(line {self.line(event.node)}) loads the trained one next to it: the output equals the base "
+                f"model's. Load the trained adapter with `PeftModel.from_pretrained` on the base model instead "
+                f"(or activate it with `set_adapter`)."
+            )
+            self.report(wrap.node, message)
+
+    def _fix(self, wrap: Event, load: Event) -> Optional[Fix]:
+        ctx = self.ctx
+        statement = call_statement(ctx, wrap.node)
+        base = dotted_name(wrap.get("model_arg")) if wrap.get("model_arg") is not None else None
+        load_arg = load.get("model_arg")
+        if statement is None or base is None or load_arg is None or not same_scope(ctx, wrap.node, load.node):
+            return None
+        start = ctx.span_of(statement.statement)[1]
+        load_statement = ctx.statement_of(load.node)
+        load_start = ctx.span_of(load_statement if load_statement is not None else load.node)[0]
+        if start > load_start or assigned_between(ctx, base, wrap.node, start, load_start):
+            return None
+        loaded = dotted_name(load_arg)
+        edits = []
+        if loaded != base:
+            if loaded is None or loaded != statement.target:
+                return None
+            edits.append(ctx.replace(load_arg, base))
+        # Who else would notice the removal: readers of the removed name, or of the wrapped model before the load.
+        watched = statement.target if statement.target not in (None, base) else base
+        end = ctx.span_of(ctx.module)[1] if watched == statement.target else load_start
+        readers = references_between(ctx, watched, wrap.node, start, end, ignore=[load_arg])
+        safe = not readers
+        if safe or watched == base:
+            edits.append(ctx.delete_statement(statement.statement))
+        else:  # keep the name bound so later code still runs: it now holds the base model
+            edits.append(ctx.replace(statement.statement.body[0], f"{statement.target} = {base}"))
+        import_edit = unused_import_edit(ctx, wrap.node.func)
+        if import_edit is not None:
+            edits.append(import_edit)
+        applicability = Applicability.SAFE if safe else Applicability.UNSAFE
+        return self.make_fix("Remove the stray `get_peft_model` call", applicability, edits)
+
+    VALID = (
+        # Training from scratch: get_peft_model alone.
+        """
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
+model = AutoModelForCausalLM.from_pretrained("m")
+model = get_peft_model(model, LoraConfig())
+""",
+        # Loading a trained adapter on the base model.
+        """
+from peft import PeftModel
+from transformers import AutoModelForCausalLM
+model = AutoModelForCausalLM.from_pretrained("m")
+model = PeftModel.from_pretrained(model, "adapter")
+""",
+        # Either branch, never both: resume or start fresh.
+        """
+from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import AutoModelForCausalLM
+model = AutoModelForCausalLM.from_pretrained("m")
+if resume:
+    model = PeftModel.from_pretrained(model, "adapter", is_trainable=True)
+else:
+    model = get_peft_model(model, LoraConfig())
+""",
+        # A fresh base model for the load.
+        """
+from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import AutoModelForCausalLM
+model = get_peft_model(AutoModelForCausalLM.from_pretrained("m"), LoraConfig())
+model.save_pretrained("out")
+base = AutoModelForCausalLM.from_pretrained("m")
+model = PeftModel.from_pretrained(base, "out")
+""",
+        # merge_and_unload() gives a plain model back before the next load.
+        """
+from peft import LoraConfig, PeftModel, get_peft_model
+model = get_peft_model(base, LoraConfig())
+model = model.merge_and_unload()
+model = PeftModel.from_pretrained(model, "adapter")
+""",
+        # A local function named get_peft_model is not peft's.
+        """
+from peft import PeftModel
+def get_peft_model(model, config):
+    return model
+model = get_peft_model(base, config)
+model = PeftModel.from_pretrained(model, "adapter")
+""",
+        # load_adapter followed by set_adapter activates the loaded adapter.
+        """
+from peft import LoraConfig, get_peft_model
+model = get_peft_model(base, LoraConfig())
+model.load_adapter("adapter", adapter_name="trained")
+model.set_adapter("trained")
+""",
+    )
+    INVALID = (
+        # The seed's pattern.
+        Invalid(
+            """
+from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import AutoModelForCausalLM
+model = AutoModelForCausalLM.from_pretrained("m")
+config = LoraConfig(r=8)
+model = get_peft_model(model, config)
+model = PeftModel.from_pretrained(model, "adapter")
+""",
+            fixed="""
+from peft import LoraConfig, PeftModel
+from transformers import AutoModelForCausalLM
+model = AutoModelForCausalLM.from_pretrained("m")
+config = LoraConfig(r=8)
+model = PeftModel.from_pretrained(model, "adapter")
+""",
+        ),
+        # Bare call mutates in place; `import peft` attribute access.
+        Invalid(
+            """
+import peft
+peft.get_peft_model(base, peft.LoraConfig())
+model = peft.PeftModel.from_pretrained(base, "adapter")
+""",
+            fixed="""
+import peft
+model = peft.PeftModel.from_pretrained(base, "adapter")
+""",
+        ),
+        # A second name for the wrapped model; aliases.
+        Invalid(
+            """
+from peft import PeftModel as PM, get_peft_model as gpm
+peft_model = gpm(base, config)
+model = PM.from_pretrained(peft_model, "adapter")
+""",
+            fixed="""
+from peft import PeftModel as PM
+model = PM.from_pretrained(base, "adapter")
+""",
+        ),
+        # The wrapped model is used before the load: the fix is unsafe.
+        Invalid(
+            """
+from peft import PeftModel, get_peft_model
+model = get_peft_model(model, config)
+model.print_trainable_parameters()
+model = PeftModel.from_pretrained(model, "adapter")
+""",
+            fixed="""
+from peft import PeftModel
+model.print_trainable_parameters()
+model = PeftModel.from_pretrained(model, "adapter")
+""",
+        ),
+        # Through a helper function; multi-line call.
+        Invalid(
+            """
+from peft import PeftModel, get_peft_model
+def wrap(model, config):
+    return get_peft_model(
+        model,
+        config,
+    )
+model = wrap(base, config)
+model = PeftModel.from_pretrained(model, "adapter")
+"""
+        ),
+        # Inside a method, with load_adapter and no set_adapter.
+        Invalid(
+            """
+from peft import get_peft_model
+class Loader:
+    def load(self, base, config):
+        model = get_peft_model(base, config)
+        model.load_adapter("adapter", adapter_name="trained")
+        return model
+"""
+        ),
+    )

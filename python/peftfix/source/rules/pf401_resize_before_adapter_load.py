@@ -1,0 +1,234 @@
+from __future__ import annotations
+
+from typing import Optional
+
+from peftfix.diagnostics import Applicability, Fix
+from peftfix.source.context import dotted_name
+from peftfix.source.flow.model import Ev, Event
+from peftfix.source.rule import Invalid, Rule, subscribes
+
+
+class ResizeBeforeAdapterLoad(Rule):
+    """## What it does
+    Finds `PeftModel.from_pretrained(model, path)` where the tokenizer was extended (`add_tokens`,
+    `add_special_tokens`) or is loaded from the adapter's directory, and `model.resize_token_embeddings(...)`
+    was not called on the model first.
+
+    ## Why is this bad?
+    An adapter trained after growing the vocabulary saves `embed_tokens`/`lm_head` (via `modules_to_save`) with
+    the larger row count. The base model still has the original vocabulary, so loading fails with
+    `size mismatch for base_model.model.model.embed_tokens...: copying a param with shape [33004, 4096] ...
+    the shape in current model is [32000, 4096]`.
+
+    ## Example
+    ```python
+    tokenizer = AutoTokenizer.from_pretrained(adapter_path)
+    model = AutoModelForCausalLM.from_pretrained(base_path)
+    model = PeftModel.from_pretrained(model, adapter_path)
+    ```
+
+    Use instead:
+    ```python
+    tokenizer = AutoTokenizer.from_pretrained(adapter_path)
+    model = AutoModelForCausalLM.from_pretrained(base_path)
+    model.resize_token_embeddings(len(tokenizer))
+    model = PeftModel.from_pretrained(model, adapter_path)
+    ```
+
+    ## Fix safety
+    Inserting `model.resize_token_embeddings(len(tokenizer))` before the load is safe when a tokenizer variable
+    is in scope: the adapter can only load at the tokenizer's size. Otherwise the finding has no fix.
+    """
+
+    code = "PF401"
+    name = "resize-before-adapter-load"
+    summary = "Adapter of a resized vocabulary loaded without `resize_token_embeddings` first."
+    fix_availability = "safe"
+    EVENTS = subscribes(Ev.LOAD_PEFT)
+
+    def on_event(self, history: tuple, event: Event) -> None:
+        if any(earlier.kind is Ev.RESIZE for earlier in history):
+            return
+        evidence = self._tokenizer_evidence(event)
+        if evidence is None:
+            return
+        tokenizer, why = evidence
+        message = (
+            f"The tokenizer {why}, but `PeftModel.from_pretrained` runs before `model.resize_token_embeddings(...)`: "
+            f"loading fails with \"size mismatch for ...embed_tokens\" (the adapter was saved with the larger "
+            f"vocabulary). Call `model.resize_token_embeddings(len({tokenizer}))` first."
+        )
+        self.report(event.node, message, self._fix(event, tokenizer))
+
+    def _tokenizer_evidence(self, event: Event) -> Optional[tuple[str, str]]:
+        path_key = event.get("path_key")
+        for name, tokenizer, histories in event.get("tokenizers", ()):
+            for history in histories:
+                added = next((e for e in history if e.kind is Ev.TOKENS_ADDED), None)
+                if added is not None:
+                    return name, f"was extended with `{added.get('method')}` (line {self.line(added.node)})"
+                created = history[0] if history and history[0].kind is Ev.CREATE_TOKENIZER else None
+                if created is not None and path_key is not None and created.get("path_key") == path_key:
+                    return name, "is loaded from the adapter's directory (its vocabulary was saved with the adapter)"
+        return None
+
+    def _fix(self, event: Event, tokenizer: str) -> Optional[Fix]:
+        model = dotted_name(event.get("model_arg")) if event.get("model_arg") is not None else None
+        statement = self.ctx.statement_of(event.node)
+        if model is None or statement is None or "." in tokenizer:
+            return self.display_only("Call `model.resize_token_embeddings(len(tokenizer))` before loading the adapter")
+        edit = self.ctx.insert_before_statement(statement, f"{model}.resize_token_embeddings(len({tokenizer}))")
+        return self.make_fix(f"Insert `{model}.resize_token_embeddings(len({tokenizer}))`", Applicability.SAFE, [edit])
+
+    VALID = (
+        """
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from peft import PeftModel
+tokenizer = AutoTokenizer.from_pretrained(ADAPTER)
+model = AutoModelForCausalLM.from_pretrained(BASE)
+model.resize_token_embeddings(len(tokenizer))
+model = PeftModel.from_pretrained(model, ADAPTER)
+""",
+        # The tokenizer is the base's, not extended.
+        """
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from peft import PeftModel
+tokenizer = AutoTokenizer.from_pretrained(BASE)
+model = AutoModelForCausalLM.from_pretrained(BASE)
+model = PeftModel.from_pretrained(model, ADAPTER)
+""",
+        # AutoPeftModel resizes by itself from the adapter's tokenizer.
+        """
+from transformers import AutoTokenizer
+from peft import AutoPeftModelForCausalLM
+tokenizer = AutoTokenizer.from_pretrained(ADAPTER)
+model = AutoPeftModelForCausalLM.from_pretrained(ADAPTER)
+""",
+        # Extended and resized, through `import transformers`.
+        """
+import transformers
+from peft import PeftModel
+tok = transformers.AutoTokenizer.from_pretrained(BASE)
+tok.add_special_tokens({"pad_token": "<pad>"})
+model = transformers.AutoModelForCausalLM.from_pretrained(BASE)
+model.resize_token_embeddings(len(tok))
+model = PeftModel.from_pretrained(model, "adapter")
+""",
+        # A local tokenizer class is not transformers'.
+        """
+from transformers import AutoModelForCausalLM
+from peft import PeftModel
+class AutoTokenizer:
+    @staticmethod
+    def from_pretrained(path):
+        return None
+tok = AutoTokenizer.from_pretrained(ADAPTER)
+model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(BASE), ADAPTER)
+""",
+        # Different directories.
+        """
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from peft import PeftModel
+tokenizer = AutoTokenizer.from_pretrained("base-dir")
+model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained("base-dir"), "adapter-dir")
+""",
+    )
+    INVALID = (
+        # The seed's pattern: tokenizer from the adapter directory.
+        Invalid(
+            """
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from peft import PeftModel
+tokenizer = AutoTokenizer.from_pretrained(ADAPTER)
+model = AutoModelForCausalLM.from_pretrained(BASE)
+model = PeftModel.from_pretrained(model, ADAPTER)
+""",
+            fixed="""
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from peft import PeftModel
+tokenizer = AutoTokenizer.from_pretrained(ADAPTER)
+model = AutoModelForCausalLM.from_pretrained(BASE)
+model.resize_token_embeddings(len(tokenizer))
+model = PeftModel.from_pretrained(model, ADAPTER)
+""",
+        ),
+        # Extended with add_tokens; aliases.
+        Invalid(
+            """
+from transformers import AutoTokenizer as AT
+from peft import PeftModel as PM
+tok = AT.from_pretrained("base")
+tok.add_tokens(["<tool>", "</tool>"])
+model = PM.from_pretrained(base_model, "adapter")
+""",
+            fixed="""
+from transformers import AutoTokenizer as AT
+from peft import PeftModel as PM
+tok = AT.from_pretrained("base")
+tok.add_tokens(["<tool>", "</tool>"])
+base_model.resize_token_embeddings(len(tok))
+model = PM.from_pretrained(base_model, "adapter")
+""",
+        ),
+        # Same path through an environment variable, inside a function.
+        Invalid(
+            """
+import os
+import transformers
+import peft
+def main():
+    tokenizer = transformers.LlamaTokenizer.from_pretrained(os.environ.get("ADAPTER", "org/lora"))
+    model = transformers.AutoModelForCausalLM.from_pretrained("base")
+    model = peft.PeftModel.from_pretrained(model, os.environ.get("ADAPTER", "org/lora"))
+""",
+            fixed="""
+import os
+import transformers
+import peft
+def main():
+    tokenizer = transformers.LlamaTokenizer.from_pretrained(os.environ.get("ADAPTER", "org/lora"))
+    model = transformers.AutoModelForCausalLM.from_pretrained("base")
+    model.resize_token_embeddings(len(tokenizer))
+    model = peft.PeftModel.from_pretrained(model, os.environ.get("ADAPTER", "org/lora"))
+""",
+        ),
+        # Resize happened on another model object.
+        Invalid(
+            """
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from peft import PeftModel
+tokenizer = AutoTokenizer.from_pretrained(path)
+other = AutoModelForCausalLM.from_pretrained(BASE)
+other.resize_token_embeddings(len(tokenizer))
+model = AutoModelForCausalLM.from_pretrained(BASE)
+model = PeftModel.from_pretrained(
+    model,
+    path,
+)
+"""
+        ),
+        # Resize only on one branch: the other path still fails.
+        Invalid(
+            """
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from peft import PeftModel
+tokenizer = AutoTokenizer.from_pretrained(ADAPTER)
+model = AutoModelForCausalLM.from_pretrained(BASE)
+if grow:
+    model.resize_token_embeddings(len(tokenizer))
+model = PeftModel.from_pretrained(model, ADAPTER)
+"""
+        ),
+        # Special tokens added inside a method.
+        Invalid(
+            """
+from transformers import AutoTokenizer
+from peft import PeftModel
+class Loader:
+    def load(self, base):
+        self.tokenizer = AutoTokenizer.from_pretrained("base")
+        self.tokenizer.add_special_tokens({"additional_special_tokens": ["<x>"]})
+        return PeftModel.from_pretrained(base, "adapter")
+"""
+        ),
+    )
