@@ -67,10 +67,9 @@ def check_source(source: str, filename: str = "<stdin>", settings: Optional[Sett
 def fix_source(source: str, filename: str = "<stdin>", settings: Optional[Settings] = None) -> FileOutcome:
     settings = settings or Settings.default()
     try:
-        _parse(source)
-    except SourceError as error:
+        result = fixer.fix_until_stable(source, lambda text: _lint(text, filename, settings), settings.unsafe_fixes)
+    except SourceError as error:  # only the original can fail to parse: fixes that break the file are dropped
         return FileOutcome(filename, _parse_error(error, filename, settings), source=source)
-    result = fixer.fix_until_stable(source, lambda text: _lint(text, filename, settings), settings.unsafe_fixes)
     changed = result.source if result.source != source else None
     return FileOutcome(
         filename,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Optional
 
 import libcst as cst
 
+from peftfix.source.adapter_config import adapter_task_type
 from peftfix.source.context import argument, dotted_name, iter_string_value, keyword_arg, literal_bool, positional_args
 from peftfix.source.flow.model import EMPTY, HISTORY_KINDS, Ev, Event, Kind, Obj, State
 
@@ -234,8 +235,10 @@ class CallSemantics:
         if qualified in ("os.environ.get", "os.getenv"):
             name = argument(call, 0, "key")
             value = iter_string_value(name.value) if name is not None else None
+            default = argument(call, 1, "default")
             if value is not None:
-                return self.interp.const(call, None, f"env:{value}")
+                fallback = iter_string_value(default.value) if default is not None else None
+                return self.interp.const(call, fallback, f"env:{value}")
         return EMPTY
 
     # ------------------------------------------------------------------------------------------ peft
@@ -257,12 +260,21 @@ class CallSemantics:
         model_arg = argument(call, 0, "model")
         info = self.trainable_info(call)
         info.update(
+            adapter_task=self.adapter_task(path.value, state) if path is not None else None,
             path_key=self.value_key(path.value, state) if path is not None else None,
             model_arg=model_arg.value if model_arg is not None else None,
             tokenizers=self.tokenizers_in_scope(state),
         )
         self.interp.apply(models, Event(Ev.LOAD_PEFT, call, info), state)
         return models
+
+    def adapter_task(self, node: cst.CSTNode, state: State) -> Optional[str]:
+        """The ``task_type`` of the adapter at ``node``'s path when it is a local directory written in the file."""
+        paths = {obj.info.get("value") for obj in self.interp.eval_quiet(node, state) if obj.kind is Kind.CONST}
+        if len(paths) != 1:
+            return None
+        (path,) = paths
+        return adapter_task_type(path, self.ctx.filename) if isinstance(path, str) else None
 
     def trainable_info(self, call: cst.Call) -> dict:
         arg = keyword_arg(call, "is_trainable")

@@ -409,11 +409,7 @@ class Interpreter:
                 suffixes = [history[1:] for history in exit_state.heap.get(param, frozenset())]
                 for obj in actual:
                     self._replay(obj, suffixes, caller)
-            for obj in value:
-                if obj in mapping:
-                    returned |= mapping[obj]
-                else:
-                    returned |= frozenset([self._import(obj, call, exit_state, caller, mapping)])
+            returned |= self._import_value(value, call, exit_state, caller, mapping)
             results.append(caller)
         merged = State.merge(results)
         if merged is not None:
@@ -456,21 +452,29 @@ class Interpreter:
                 extended.add(current)
         state.heap[obj] = cap(frozenset(extended))
 
-    def _import(self, obj: Obj, call: cst.Call, exit_state: State, caller: State, mapping: dict) -> Obj:
-        """Bring an object created inside a callee into the caller (one copy per call site)."""
-        key = (call, obj)
-        clone = self._clones.get(key)
-        if clone is None:
-            info = dict(obj.info)
-            if "models" in info:
-                models = EMPTY
-                for model in info["models"]:
-                    models |= mapping.get(model, frozenset([model]))
-                info["models"] = models
-            clone = self._clones[key] = Obj(obj.kind, **info)
-        if obj.kind in HISTORY_KINDS:
-            caller.heap[clone] = exit_state.heap.get(obj, frozenset([()]))
-        return clone
+    def _import_value(self, value: frozenset, call: cst.Call, exit_state: State, caller: State, mapping: dict):
+        """Bring what a callee returns into the caller: its parameters become the caller's arguments, objects it
+        created become copies (one per call site) carrying their histories."""
+        imported = EMPTY
+        for obj in value:
+            if obj in mapping:
+                imported |= mapping[obj]
+                continue
+            key = (call, obj)
+            clone = self._clones.get(key)
+            if clone is None:
+                info = dict(obj.info)
+                clone = self._clones[key] = Obj(obj.kind, **info)
+                if "models" in info:
+                    clone.info["models"] = self._import_value(info["models"], call, exit_state, caller, mapping)
+                if obj.kind is Kind.SEQUENCE:
+                    clone.info["items"] = tuple(
+                        self._import_value(item, call, exit_state, caller, mapping) for item in info["items"]
+                    )
+            if obj.kind in HISTORY_KINDS:
+                caller.heap[clone] = exit_state.heap.get(obj, frozenset([()]))
+            imported |= frozenset([clone])
+        return imported
 
 
 def _translate(event: Event, view_kind: Kind) -> Optional[Event]:

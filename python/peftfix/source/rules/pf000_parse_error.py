@@ -25,5 +25,19 @@ class ParseError(Rule):
     name = "parse-error"
     summary = "The file cannot be parsed or decoded; nothing in it was checked."
     fix_availability = "none"
-    VALID = ("x = 1\n", "")
-    INVALID = (Invalid("import peft\nmodel = peft.get_peft_model(model, config\n"), Invalid("def f(:\n    pass\n"))
+    VALID = (
+        "",
+        "\n\n",
+        "# only a comment\n",
+        "import peft\nmodel = peft.get_peft_model(model, config)\n",
+        "def f(a, /, b, *, c):\n    return (x := a) if b else c\n",
+        "match command:\n    case [x, *rest]:\n        pass\n",
+    )
+    INVALID = (
+        Invalid("import peft\nmodel = peft.get_peft_model(model, config\n"),
+        Invalid("def f(:\n    pass\n"),
+        Invalid("from peft import PeftModel\nif True:\nmodel = PeftModel.from_pretrained(base, 'a')\n"),
+        Invalid("import transformers\nx = 'unterminated\n"),
+        Invalid("import peft\nclass A:\n    def f(self):\n  return 1\n"),
+        Invalid("from peft import LoraConfig\nconfig = LoraConfig(r=8))\n"),
+    )

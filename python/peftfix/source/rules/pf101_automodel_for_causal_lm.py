@@ -14,7 +14,8 @@ class AutoModelForCausalLm(Rule):
     """## What it does
     Finds a base model loaded with `AutoModel` (or a bare `*Model` class such as `LlamaModel`) that is then
     used as a causal language model: LoRA with `task_type="CAUSAL_LM"`, `labels=` in a forward call,
-    `.generate()`, or a `Trainer`/`SFTTrainer`.
+    `.generate()`, a `Trainer`/`SFTTrainer`, or `PeftModel.from_pretrained` of an adapter whose
+    `adapter_config.json` (a local directory named in the script) says `"task_type": "CAUSAL_LM"`.
 
     ## Why is this bad?
     `AutoModel` builds the transformer *without* its language-model head. Its `forward()` has no `labels`
@@ -53,7 +54,7 @@ class AutoModelForCausalLm(Rule):
     name = "automodel-for-causal-lm"
     summary = "Base model loaded without an LM head (`AutoModel`) but used as a causal LM."
     fix_availability = "sometimes"
-    EVENTS = subscribes(Ev.GET_PEFT_MODEL, Ev.CAUSAL_USE)
+    EVENTS = subscribes(Ev.GET_PEFT_MODEL, Ev.CAUSAL_USE, Ev.LOAD_PEFT)
 
     def on_event(self, history: tuple, event: Event) -> None:
         created = creation(history)
@@ -66,6 +67,10 @@ class AutoModelForCausalLm(Rule):
             if tasks != {"CAUSAL_LM"}:
                 return
             reason, explicit = '`task_type="CAUSAL_LM"` LoRA', True
+        elif event.kind is Ev.LOAD_PEFT:
+            if event.get("adapter_task") != "CAUSAL_LM":
+                return
+            reason, explicit = "`PeftModel.from_pretrained` of a causal-LM adapter", True
         else:
             reason, explicit = event.get("reason"), event.get("explicit")
         class_name = created.get("class_name")

@@ -1,0 +1,34 @@
+"""The package's version and home page, read from the installed distribution's metadata."""
+
+from __future__ import annotations
+
+import functools
+from importlib import metadata
+
+DISTRIBUTION = "peftfix"
+# Used when running from a source tree that is not installed, or when the metadata names no URL.
+FALLBACK_HOMEPAGE = "https://pypi.org/project/peftfix/"
+FALLBACK_VERSION = "0+unknown"
+
+
+@functools.lru_cache(maxsize=1)
+def version() -> str:
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return FALLBACK_VERSION
+
+
+@functools.lru_cache(maxsize=1)
+def homepage() -> str:
+    try:
+        meta = metadata.metadata(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return FALLBACK_HOMEPAGE
+    for entry in meta.get_all("Project-URL") or []:
+        # "Homepage, https://..." / "Repository, https://..."
+        _label, _, url = entry.partition(",")
+        if url.strip().startswith("http"):
+            return url.strip()
+    home = meta.get("Home-page")
+    return home if home and home.startswith("http") else FALLBACK_HOMEPAGE

@@ -1,0 +1,150 @@
+//! The cheap content pre-filter: does a file mention any of a few byte strings?
+//!
+//! Most Python files in a repository never touch peft or transformers; finding that out
+//! with a substring search costs microseconds, parsing them with libcst costs
+//! milliseconds. The Python side only parses the files this filter lets through.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use memchr::memmem::Finder;
+use rayon::prelude::*;
+
+/// Compiled needles, searched with SIMD-accelerated substring search.
+pub struct Needles {
+    finders: Vec<Finder<'static>>,
+}
+
+impl Needles {
+    pub fn new<N: AsRef<[u8]>>(needles: &[N]) -> Self {
+        let finders = needles
+            .iter()
+            .map(|needle| Finder::new(needle.as_ref()).into_owned())
+            .collect();
+        Needles { finders }
+    }
+
+    /// Whether `haystack` contains any needle (false when there are no needles).
+    pub fn found_in(&self, haystack: &[u8]) -> bool {
+        self.finders
+            .iter()
+            .any(|finder| finder.find(haystack).is_some())
+    }
+}
+
+/// For each path, in parallel, whether the file mentions a needle.
+///
+/// A file that cannot be read counts as a mention: the Python side then opens it itself
+/// and reports the error under the file's name, instead of the filter hiding it.
+pub fn mentions(paths: &[PathBuf], needles: &Needles) -> Vec<bool> {
+    paths
+        .par_iter()
+        .map(|path| match read_regular_file(path) {
+            Ok(bytes) => needles.found_in(&bytes),
+            Err(_) => true,
+        })
+        .collect()
+}
+
+/// Reads a whole regular file with one allocation. Source files are small, so a plain
+/// read beats mapping them; anything but a regular file (a FIFO would block forever)
+/// is refused.
+fn read_regular_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut file = File::open(path)?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0) + 1);
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn peft_needles() -> Needles {
+        Needles::new(&[b"peft".as_slice(), b"transformers".as_slice()])
+    }
+
+    #[test]
+    fn mentions_true_false_and_unreadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let uses_peft = dir.path().join("train.py");
+        let unrelated = dir.path().join("util.py");
+        let uses_transformers = dir.path().join("model.py");
+        fs::write(&uses_peft, "from peft import LoraConfig\n").unwrap();
+        fs::write(&unrelated, "import os\nprint(os.getcwd())\n").unwrap();
+        fs::write(&uses_transformers, "x = 1\nimport transformers").unwrap();
+        let missing = dir.path().join("missing.py");
+        let directory = dir.path().to_path_buf();
+        let paths = vec![uses_peft, unrelated, uses_transformers, missing, directory];
+        assert_eq!(
+            mentions(&paths, &peft_needles()),
+            [true, false, true, true, true]
+        );
+    }
+
+    #[test]
+    fn empty_file_and_no_needles() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.py");
+        fs::write(&empty, "").unwrap();
+        assert_eq!(
+            mentions(std::slice::from_ref(&empty), &peft_needles()),
+            [false]
+        );
+        let none: [&[u8]; 0] = [];
+        let peft = dir.path().join("p.py");
+        fs::write(&peft, "peft").unwrap();
+        assert_eq!(mentions(&[peft], &Needles::new(&none)), [false]);
+    }
+
+    #[test]
+    fn needle_across_any_position_in_a_large_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.py");
+        let mut content = vec![b'#'; 3 * 1024 * 1024];
+        content.extend_from_slice(b"\nimport peft\n");
+        fs::write(&big, &content).unwrap();
+        assert_eq!(mentions(&[big], &peft_needles()), [true]);
+    }
+
+    #[test]
+    fn order_of_results_matches_order_of_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths: Vec<PathBuf> = (0..200)
+            .map(|i| {
+                let path = dir.path().join(format!("f{i}.py"));
+                let body = if i % 3 == 0 {
+                    "import peft"
+                } else {
+                    "import os"
+                };
+                fs::write(&path, body).unwrap();
+                path
+            })
+            .collect();
+        let expected: Vec<bool> = (0..200).map(|i| i % 3 == 0).collect();
+        assert_eq!(mentions(&paths, &peft_needles()), expected);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn unreadable_file_counts_as_a_mention() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let locked = dir.path().join("locked.py");
+        fs::write(&locked, "import os").unwrap();
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
+        let privileged = fs::read(&locked).is_ok(); // root reads anything
+        let result = mentions(std::slice::from_ref(&locked), &peft_needles());
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0o644)).unwrap();
+        // Unprivileged: unreadable, so a mention. As root the read succeeds and the
+        // content ("import os") decides.
+        assert_eq!(result, [!privileged]);
+    }
+}
