@@ -14,9 +14,7 @@ import libcst as cst
 from libcst.metadata import (
     CodeRange,
     MetadataWrapper,
-    ParentNodeProvider,
     PositionProvider,
-    QualifiedNameProvider,
     QualifiedNameSource,
     ScopeProvider,
 )
@@ -35,14 +33,18 @@ class FileContext:
         self.settings = settings
         self.wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
         self.module = self.wrapper.module
-        resolved = self.wrapper.resolve_many(
-            [PositionProvider, QualifiedNameProvider, ScopeProvider, ParentNodeProvider]
-        )
-        self.positions = resolved[PositionProvider]
-        self.qualified_names = resolved[QualifiedNameProvider]
-        self.scopes = resolved[ScopeProvider]
-        self.parents = resolved[ParentNodeProvider]
+        # Scopes are needed for every file; positions only where something is reported or fixed, so they are
+        # computed on first use (a full pass over the tree).
+        self.scopes = self.wrapper.resolve(ScopeProvider)
+        self._positions = None
         self._line_starts = _line_starts(source)
+
+    @property
+    def positions(self):
+        if self._positions is None:
+            self._positions = self.wrapper.resolve(PositionProvider)
+        return self._positions
+
 
     # ----------------------------------------------------------------------------------------------- names
 
@@ -52,9 +54,9 @@ class FileContext:
         Every binding that reaches ``node`` must be the same import: a local class or function that shadows
         the name (or a second binding to something else) makes the name not ours.
         """
-        names = self.qualified_names.get(node)
-        if callable(names):  # libcst computes qualified names lazily
-            names = names()
+        scope = self.scopes.get(node)
+        # Resolved on demand for the few nodes the data flow asks about (QualifiedNameProvider would resolve all).
+        names = scope.get_qualified_names_for(node) if scope is not None else None
         if not names:
             return None
         resolved = {qn.name for qn in names if qn.source is QualifiedNameSource.IMPORT}
@@ -120,10 +122,41 @@ class FileContext:
 
     def statement_of(self, node: cst.CSTNode) -> Optional[cst.SimpleStatementLine]:
         """The simple statement line that contains ``node``."""
-        current: Optional[cst.CSTNode] = node
-        while current is not None and not isinstance(current, cst.SimpleStatementLine):
-            current = self.parents.get(current)
-        return current
+        found = self.locate_statement(node)
+        return found[0] if found else None
+
+    def locate_statement(self, node: cst.CSTNode) -> Optional[tuple[cst.SimpleStatementLine, cst.CSTNode]]:
+        """The simple statement line containing ``node`` and the block (module or indented block) holding it.
+
+        Found by descending through the statements by position: much cheaper than parent links for the whole
+        tree, which only this lookup would need.
+        """
+        target = self.positions[node]
+        wanted = (target.start.line, target.start.column), (target.end.line, target.end.column)
+        block: cst.CSTNode = self.module
+        while True:
+            for statement in getattr(block, "body", ()):
+                found = self.positions.get(statement)
+                if found is None:
+                    continue
+                start, end = (found.start.line, found.start.column), (found.end.line, found.end.column)
+                if start <= wanted[0] and wanted[1] <= end:
+                    break
+            else:
+                return None
+            if isinstance(statement, cst.SimpleStatementLine):
+                return statement, block
+            inner = next((b for b in _child_blocks(statement) if self._contains(b, wanted)), None)
+            if inner is None:
+                return None
+            block = inner
+
+    def _contains(self, block: cst.CSTNode, wanted) -> bool:
+        return any(
+            (r.start.line, r.start.column) <= wanted[0] and wanted[1] <= (r.end.line, r.end.column)
+            for r in (self.positions.get(statement) for statement in getattr(block, "body", ()))
+            if r is not None
+        )
 
     def is_alone_on_its_lines(self, statement: cst.SimpleStatementLine) -> bool:
         """True when the statement holds one small statement and starts its line (not ``if x: y``)."""
@@ -146,7 +179,8 @@ class FileContext:
         line_start = self._line_starts[code_range.start.line - 1]
         end_line = code_range.end.line
         line_end = self._line_starts[end_line] if end_line < len(self._line_starts) else len(self.source)
-        parent = self.parents.get(statement)
+        located = self.locate_statement(statement)
+        parent = located[1] if located else None
         siblings = getattr(parent, "body", ())
         if isinstance(parent, cst.IndentedBlock) and len(siblings) == 1:
             start, end = self.span_of(statement)
@@ -177,6 +211,26 @@ class FileContext:
             equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")),
         )
         return self.replace(call, call.with_changes(args=append_element(call.args, new_arg, self)))
+
+
+def _child_blocks(statement: cst.CSTNode) -> list:
+    """The indented blocks directly inside a compound statement (bodies, else/except/finally, match cases)."""
+    blocks = []
+    body = getattr(statement, "body", None)
+    if isinstance(body, cst.IndentedBlock):
+        blocks.append(body)
+    orelse = getattr(statement, "orelse", None)
+    while orelse is not None:
+        if isinstance(orelse.body, cst.IndentedBlock):
+            blocks.append(orelse.body)
+        orelse = getattr(orelse, "orelse", None) if isinstance(orelse, cst.If) else None
+    for part in list(getattr(statement, "handlers", ())) + list(getattr(statement, "cases", ())):
+        if isinstance(part.body, cst.IndentedBlock):
+            blocks.append(part.body)
+    final = getattr(statement, "finalbody", None)
+    if final is not None and isinstance(final.body, cst.IndentedBlock):
+        blocks.append(final.body)
+    return blocks
 
 
 def append_element(elements: Sequence, new_element, context: Optional[FileContext] = None) -> list:

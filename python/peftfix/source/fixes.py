@@ -35,6 +35,22 @@ def call_statement(ctx: FileContext, call: cst.Call) -> Optional[CallStatement]:
     return None
 
 
+def next_rebinding(ctx: FileContext, name: str, statement: cst.SimpleStatementLine) -> Optional[int]:
+    """Where ``name`` is next assigned by a statement of the same block as ``statement`` (reads after that are
+    of the new value); None when it is not (a rebinding inside a branch may not happen)."""
+    located = ctx.locate_statement(statement)
+    siblings = list(getattr(located[1], "body", ())) if located else []
+    if statement not in siblings:
+        return None
+    for sibling in siblings[siblings.index(statement) + 1 :]:
+        if not isinstance(sibling, cst.SimpleStatementLine):
+            continue
+        for small in sibling.body:
+            if isinstance(small, cst.Assign) and any(dotted_name(t.target) == name for t in small.targets):
+                return ctx.span_of(sibling)[0]
+    return None
+
+
 def same_scope(ctx: FileContext, a: cst.CSTNode, b: cst.CSTNode) -> bool:
     scope_a, scope_b = ctx.scopes.get(a), ctx.scopes.get(b)
     return scope_a is not None and scope_a is scope_b

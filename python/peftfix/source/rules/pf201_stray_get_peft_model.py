@@ -8,6 +8,7 @@ from peftfix.diagnostics import Applicability, Fix
 from peftfix.source.fixes import (
     assigned_between,
     call_statement,
+    next_rebinding,
     references_between,
     same_scope,
     unused_import_edit,
@@ -110,7 +111,10 @@ class StrayGetPeftModel(Rule):
             edits.append(ctx.replace(load_arg, base))
         # Who else would notice the removal: readers of the removed name, or of the wrapped model before the load.
         watched = statement.target if statement.target not in (None, base) else base
-        end = ctx.span_of(ctx.module)[1] if watched == statement.target else load_start
+        end = load_start
+        if watched == statement.target:
+            rebound = next_rebinding(ctx, watched, statement.statement)
+            end = len(ctx.source) if rebound is None else rebound
         readers = references_between(ctx, watched, wrap.node, start, end, ignore=[load_arg])
         safe = not readers
         if safe or watched == base:

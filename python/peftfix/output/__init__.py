@@ -1,0 +1,27 @@
+"""Output formats for `peftfix check`: one module per format, each with `render(report) -> str`."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from peftfix.report import Report
+
+FORMAT_NAMES = ("text", "json", "sarif", "github")
+
+
+def renderer(format_name: str) -> Callable[..., str]:
+    """The `render` function of a format (imported lazily: SARIF needs the rule registry, text needs click)."""
+    if format_name == "text":
+        from peftfix.output import text as module
+    elif format_name == "json":
+        from peftfix.output import json_format as module
+    elif format_name == "sarif":
+        from peftfix.output import sarif as module
+    elif format_name == "github":
+        from peftfix.output import github as module
+    else:
+        raise ValueError(f"unknown output format {format_name!r}; expected one of {', '.join(FORMAT_NAMES)}")
+    return module.render
+
+
+__all__ = ["FORMAT_NAMES", "Report", "renderer"]

@@ -1,0 +1,27 @@
+"""Pieces shared by the output formats, so each is written once."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from peftfix.diagnostics import Diagnostic, Location
+
+
+def position(location: Optional[Location]) -> str:
+    """`12:9` for a location, '' for none (checkpoint and runtime findings)."""
+    return f"{location.row}:{location.column}" if location is not None else ""
+
+
+def location_label(diagnostic: Diagnostic) -> str:
+    """`path:row:col` (or just `path` when the finding has no location), as compilers and Ruff print it."""
+    where = position(diagnostic.location)
+    return f"{diagnostic.filename}:{where}" if where else diagnostic.filename
+
+
+def pluralize(count: int, singular: str, plural: Optional[str] = None) -> str:
+    return f"{count} {singular if count == 1 else (plural or singular + 's')}"
+
+
+def severity_level(diagnostic: Diagnostic, levels: dict[str, str], default: str) -> str:
+    """Map our severity ("error", "warning", ...) onto a format's own level names."""
+    return levels.get(diagnostic.severity, default)

@@ -1,0 +1,128 @@
+"""`--format sarif`: a SARIF 2.1.0 log (one run), for GitHub code scanning and other SARIF viewers.
+
+Rules carry the registry's documentation; results carry their region and, where the finding has a fix with
+edits, a SARIF `fix` (deleted regions and inserted text). Columns count characters, which SARIF calls
+`unicodeCodePoints` (its default would be UTF-16 code units).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.parse
+from pathlib import Path
+from typing import Any, Optional
+
+from peftfix import about
+from peftfix.diagnostics import Diagnostic, Fix, Location
+from peftfix.output.common import severity_level
+from peftfix.report import Report
+from peftfix.rule_docs import RuleInfo, all_rule_infos
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+SARIF_VERSION = "2.1.0"
+_LEVELS = {"error": "error", "warning": "warning", "note": "note", "info": "note"}
+
+
+def artifact_uri(filename: str) -> str:
+    """A URI for the file: relative paths stay relative (resolved against the checkout by viewers)."""
+    if os.path.isabs(filename):
+        return Path(filename).as_uri()
+    return urllib.parse.quote(filename.replace(os.sep, "/"), safe="/")
+
+
+def region(start: Location, end: Optional[Location]) -> dict[str, int]:
+    result = {"startLine": start.row, "startColumn": start.column}
+    if end is not None:
+        result.update(endLine=end.row, endColumn=end.column)
+    return result
+
+
+def rule_descriptor(info: RuleInfo) -> dict[str, Any]:
+    descriptor: dict[str, Any] = {
+        "id": info.code,
+        "name": info.name,
+        "shortDescription": {"text": info.summary or info.name},
+        "fullDescription": {"text": info.section("What it does") or info.summary or info.name},
+        "defaultConfiguration": {"enabled": info.default_enabled, "level": "error"},
+        "properties": {"fixAvailability": info.fix_availability},
+    }
+    if info.documentation:
+        descriptor["help"] = {"text": info.documentation, "markdown": info.documentation}
+    return descriptor
+
+
+def _fix(fix: Fix, uri: str) -> Optional[dict[str, Any]]:
+    if not fix.edits:
+        return None  # SARIF requires at least one replacement
+    return {
+        "description": {"text": fix.message},
+        "artifactChanges": [
+            {
+                "artifactLocation": {"uri": uri},
+                "replacements": [
+                    {
+                        "deletedRegion": region(edit.location, edit.end_location),
+                        "insertedContent": {"text": edit.content},
+                    }
+                    for edit in fix.edits
+                ],
+            }
+        ],
+        "properties": {"applicability": fix.applicability.value},
+    }
+
+
+def result(diagnostic: Diagnostic, rule_index: int) -> dict[str, Any]:
+    uri = artifact_uri(diagnostic.filename)
+    physical: dict[str, Any] = {"artifactLocation": {"uri": uri}}
+    if diagnostic.location is not None:
+        physical["region"] = region(diagnostic.location, diagnostic.end_location)
+    entry: dict[str, Any] = {
+        "ruleId": diagnostic.code,
+        "ruleIndex": rule_index,
+        "level": severity_level(diagnostic, _LEVELS, default="warning"),
+        "message": {"text": diagnostic.message},
+        "locations": [{"physicalLocation": physical}],
+    }
+    fix = _fix(diagnostic.fix, uri) if diagnostic.fix is not None else None
+    if fix is not None:
+        entry["fixes"] = [fix]
+    if diagnostic.details:
+        entry["properties"] = dict(diagnostic.details)
+    return entry
+
+
+def build_log(report: Report, rules: Optional[list[RuleInfo]] = None) -> dict[str, Any]:
+    """The SARIF log as a dict. ``rules`` defaults to the registry's; codes outside it get a bare descriptor."""
+    descriptors = [rule_descriptor(info) for info in (rules if rules is not None else all_rule_infos())]
+    index_of = {descriptor["id"]: index for index, descriptor in enumerate(descriptors)}
+    results = []
+    for finding in report.findings:
+        code = finding.diagnostic.code
+        if code not in index_of:  # checkpoint / runtime codes are not source rules
+            index_of[code] = len(descriptors)
+            descriptors.append({"id": code, "shortDescription": {"text": code}})
+        results.append(result(finding.diagnostic, index_of[code]))
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": SARIF_VERSION,
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "peftfix",
+                        "informationUri": about.homepage(),
+                        "version": about.version(),
+                        "rules": descriptors,
+                    }
+                },
+                "columnKind": "unicodeCodePoints",
+                "results": results,
+            }
+        ],
+    }
+
+
+def render(report: Report, rules: Optional[list[RuleInfo]] = None) -> str:
+    return json.dumps(build_log(report, rules), indent=2) + "\n"
