@@ -325,10 +325,13 @@ class CallSemantics:
         return result
 
     def model_method(self, call: cst.Call, method: str, models: frozenset, args: list, state: State) -> frozenset:
+        if method == "load_adapter":
+            name = argument(call, 1, "adapter_name")
+            adapter_name = iter_string_value(name.value) if name is not None else None
+            self.interp.apply(models, Event(Ev.LOAD_ADAPTER, call, {"adapter_name": adapter_name}), state)
         simple_events = {
             "merge_and_unload": Ev.MERGE,
             "unload": Ev.UNWRAP,
-            "load_adapter": Ev.LOAD_ADAPTER,
             "add_adapter": Ev.ADD_ADAPTER,
             "set_adapter": Ev.SET_ADAPTER,
             "resize_token_embeddings": Ev.RESIZE,

@@ -18,10 +18,12 @@ class AutoModelForCausalLm(Rule):
     `adapter_config.json` (a local directory named in the script) says `"task_type": "CAUSAL_LM"`.
 
     ## Why is this bad?
-    `AutoModel` builds the transformer *without* its language-model head. Its `forward()` has no `labels`
-    argument, so training fails with `TypeError: LlamaModel.forward() got an unexpected keyword argument
-    'labels'`; it cannot generate; and a LoRA adapter trained on the causal-LM class has keys prefixed
-    `model.model.` that do not match the bare model's `model.`: PEFT drops them and `lora_B` stays zero.
+    `AutoModel` builds the transformer *without* its language-model head. Training with `labels=` fails
+    (`TypeError: LlamaModel.forward() got an unexpected keyword argument 'labels'` in transformers 4; in
+    transformers 5 the labels are ignored and no loss comes back), `get_peft_model` with
+    `task_type="CAUSAL_LM"` fails for lack of `prepare_inputs_for_generation`, it cannot generate, and a LoRA
+    adapter trained on the causal-LM class has keys prefixed `model.model.` that do not match the bare model's
+    `model.`: PEFT drops them and `lora_B` stays zero.
     Custom-code models (`trust_remote_code=True`, e.g. ChatGLM) map `AutoModel` to a model with an LM head
     and are not reported; neither is embedding use (`task_type="FEATURE_EXTRACTION"`).
 
@@ -76,9 +78,9 @@ class AutoModelForCausalLm(Rule):
         class_name = created.get("class_name")
         message = (
             f"`{class_name}` loads the model without a language-model head, but it is used as a causal LM "
-            f"({reason}, line {self.line(event.node)}): its `forward()` rejects `labels` (TypeError: unexpected "
-            f"keyword argument 'labels') and a causal-LM adapter's keys do not match it (`lora_B` loads as "
-            f"zeros). Load it with `{CAUSAL_CLASS}`."
+            f"({reason}, line {self.line(event.node)}): a causal-LM `get_peft_model` fails (no "
+            f"`prepare_inputs_for_generation`), `labels=` is rejected or ignored (no loss), `.generate()` fails, and "
+            f"a causal-LM adapter's keys do not match it (`lora_B` loads as zeros). Load it with `{CAUSAL_CLASS}`."
         )
         self.report(created.get("ref"), message, self._fix(created, explicit))
 

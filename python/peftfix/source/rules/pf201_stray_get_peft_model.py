@@ -68,17 +68,31 @@ class StrayGetPeftModel(Rule):
         wrap = stray_wrap(history)
         if wrap is None:
             return
+        if self._loads_into_the_original_name(wrap, event):
+            effect = (
+                "the model already holds an untrained adapter in place, and whether the trained one replaces it "
+                "depends on the PEFT version (older versions silently keep the untrained one: output equals the "
+                "base model's)"
+            )
+        else:
+            effect = "the trained weights are silently not applied and the output equals the base model's"
         message = (
             f"`get_peft_model` wraps the model in a new, untrained LoRA adapter before `PeftModel.from_pretrained` "
-            f"(line {self.line(event.node)}) loads the trained one: the trained weights are silently not applied "
-            f"and the output equals the base model's. Pass the base model straight to `PeftModel.from_pretrained` "
-            f"and drop this call."
+            f"(line {self.line(event.node)}) loads the trained one: {effect}. Pass the base model straight to "
+            f"`PeftModel.from_pretrained` and drop this call."
         )
         self.report(wrap.node, message, self._fix(wrap, event))
 
+    @staticmethod
+    def _loads_into_the_original_name(wrap: Event, load: Event) -> bool:
+        """``get_peft_model(base, cfg)`` then ``PeftModel.from_pretrained(base, ...)``: the in-place variant."""
+        wrapped, loaded = wrap.get("model_arg"), load.get("model_arg")
+        return wrapped is not None and loaded is not None and dotted_name(wrapped) == dotted_name(loaded)
+
     def on_final(self, history: tuple) -> None:
         for index, event in enumerate(history):
-            if event.kind is not Ev.LOAD_ADAPTER:
+            # Loading under the active name ("default") replaces the untrained weights: that one is applied.
+            if event.kind is not Ev.LOAD_ADAPTER or event.get("adapter_name") in (None, "default"):
                 continue
             wrap = stray_wrap(history[:index])
             if wrap is None or any(later.kind is Ev.SET_ADAPTER for later in history[index + 1 :]):
@@ -182,6 +196,12 @@ from peft import LoraConfig, get_peft_model
 model = get_peft_model(base, LoraConfig())
 model.load_adapter("adapter", adapter_name="trained")
 model.set_adapter("trained")
+""",
+        # Loading under the active adapter's name replaces the untrained weights.
+        """
+from peft import LoraConfig, get_peft_model
+model = get_peft_model(base, LoraConfig())
+model.load_adapter("adapter", adapter_name="default")
 """,
     )
     INVALID = (

@@ -59,9 +59,10 @@ class PeftModelRewrapped(Rule):
             }[wrap.kind]
             origin = f"by {how} at line {self.line(wrap.node)}"
         message = (
-            f"`get_peft_model` is applied to a model that already is a PeftModel (wrapped {origin}): LoRA is "
-            f"injected into the LoRA layers themselves (\"Target module Dropout is not supported\", targets like "
-            f"`base_layer`/`default`). To keep training the loaded adapter, load it with "
+            f"`get_peft_model` is applied to a model that already is a PeftModel (wrapped {origin}): older PEFT "
+            f"injects LoRA into the LoRA layers (\"Target module Dropout is not supported\", targets like "
+            f"`base_layer`/`default`), newer PEFT stacks a second `default` adapter and saves keys no later load "
+            f"matches. To keep training the loaded adapter, load it with "
             f"`PeftModel.from_pretrained(..., is_trainable=True)`; for a second adapter use "
             f"`model.add_adapter(name, config)`."
         )
