@@ -6,7 +6,7 @@ from typing import Optional
 import libcst as cst
 
 from peftfix.diagnostics import Applicability, Fix
-from peftfix.source.context import iter_string_value, remove_element
+from peftfix.source.context import iter_string_value, remove_from_literal
 from peftfix.source.flow.model import Ev, Event, last_wrap
 from peftfix.source.rule import Invalid, Rule, subscribes
 
@@ -87,10 +87,7 @@ class NonLinearTargetModule(Rule):
     def _fix(self, targets: cst.CSTNode, index: int, all_offending: bool) -> Optional[Fix]:
         if all_offending:
             return self.display_only("Replace the list with the model's Linear layer names")
-        remaining = remove_element(targets.elements, index)
-        if isinstance(targets, cst.Tuple) and len(remaining) == 1 and not isinstance(remaining[0].comma, cst.Comma):
-            remaining[0] = remaining[0].with_changes(comma=cst.Comma())  # ("q_proj",) stays a tuple
-        edit = self.ctx.replace(targets, targets.with_changes(elements=remaining))
+        edit = self.ctx.replace(targets, remove_from_literal(targets, index))
         return self.make_fix("Remove the entry", Applicability.SAFE, [edit])
 
     def _helper(self, history: tuple, event: Event) -> None:
