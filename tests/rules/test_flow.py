@@ -158,3 +158,27 @@ def test_suppression_comments():
         """
     )
     assert [(d.code, d.location.row) for d in check_source(source, "x.py", EVERYTHING)] == [("PF302", 6), ("PF302", 7)]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # PF202 on a resume branch: deleting get_peft_model would leave the fresh path without LoRA.
+        """
+        from peft import PeftModel, get_peft_model
+        if args.resume:
+            model = PeftModel.from_pretrained(model, args.ckpt)
+        model = get_peft_model(model, config)
+        """,
+        # PF201 with the load on a branch: the fresh path needs the get_peft_model call.
+        """
+        from peft import PeftModel, get_peft_model
+        model = get_peft_model(model, config)
+        if args.resume:
+            model = PeftModel.from_pretrained(model, args.ckpt)
+        """,
+    ],
+)
+def test_no_fix_when_another_path_needs_the_call(source):
+    diagnostics = check_source(textwrap.dedent(source), "x.py", EVERYTHING)
+    assert diagnostics and all(d.fix is None or not d.fix.edits for d in diagnostics)

@@ -8,6 +8,7 @@ rebuilds a whole call with libcst still shows up as the few characters it alters
 from __future__ import annotations
 
 import bisect
+import re
 from typing import Iterable, Optional, Sequence, Union
 
 import libcst as cst
@@ -200,7 +201,7 @@ class FileContext:
         end_line = self.positions[statement].end.line
         offset = self._line_starts[end_line] if end_line < len(self._line_starts) else len(self.source)
         newline = self.module.default_newline
-        prefix = "" if self.source[:offset].endswith(("\n", "\r")) or offset == 0 else newline
+        prefix = "" if offset == 0 or self.source[offset - 1] in "\r\n" else newline
         return self.edit(offset, offset, f"{prefix}{self.indentation_of(statement)}{line_text}{newline}")
 
     def add_keyword_argument(self, call: cst.Call, keyword: str, value: str) -> Edit:
@@ -319,12 +320,12 @@ def _has_comment(comma) -> bool:
     return isinstance(after, cst.ParenthesizedWhitespace) and after.first_line.comment is not None
 
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
 def _line_starts(source: str) -> list[int]:
-    starts = [0]
-    for index, char in enumerate(source):
-        if char == "\n":
-            starts.append(index + 1)
-    return starts
+    """Offsets where lines start; like libcst (and Python), a lone CR ends a line too."""
+    return [0] + [match.end() for match in _LINE_BREAK.finditer(source)]
 
 
 def iter_string_value(node: cst.CSTNode) -> Optional[str]:

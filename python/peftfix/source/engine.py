@@ -6,6 +6,7 @@ library entry points for text already in memory.
 
 from __future__ import annotations
 
+import ast
 import io
 import tokenize
 from dataclasses import dataclass, field
@@ -89,27 +90,64 @@ def decode(data: bytes) -> tuple[str, str]:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
         return data.decode(encoding), encoding
     except (SyntaxError, LookupError) as error:
+        # detect_encoding also gives up on undecodable bytes in the first two lines: name the byte then.
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as undecodable:
+            raise _undecodable(data, undecodable) from None
         raise SourceError(f"cannot determine the file's encoding: {error}") from None
     except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise SourceError(
-            f"not valid {error.encoding} text (byte 0x{data[error.start]:02x} at offset {error.start}); not checked",
-            Location(line, 1),
-        ) from None
+        raise _undecodable(data, error) from None
+
+
+def _undecodable(data: bytes, error: UnicodeDecodeError) -> SourceError:
+    line = data[: error.start].count(b"\n") + 1
+    return SourceError(
+        f"not valid {error.encoding} text (byte 0x{data[error.start]:02x} at offset {error.start}); not checked",
+        Location(line, 1),
+    )
 
 
 def _parse(source: str) -> cst.Module:
+    """Parse with libcst, after CPython's own parser has vouched for the text.
+
+    CPython's parser goes first because it is the reference (its messages and positions are the ones users
+    know) and because it rejects pathological nesting that would crash libcst's native parser. Syntax newer
+    than the running interpreter is still accepted when libcst parses it.
+    """
+    try:
+        compile(source, "<peftfix>", "exec", ast.PyCF_ONLY_AST | ast.PyCF_TYPE_COMMENTS, dont_inherit=True)
+        cpython_error = None
+    except SyntaxError as error:
+        cpython_error = error
+        if "too many nested" in str(error.msg) or "too complex" in str(error.msg):
+            raise SourceError(f"syntax error: {error.msg}", _error_location(error)) from None
+    except (RecursionError, MemoryError, ValueError) as error:
+        raise SourceError(f"cannot parse: {type(error).__name__}: {error or 'nested too deeply'}") from None
     try:
         return cst.parse_module(source)
     except cst.ParserSyntaxError as error:
+        if cpython_error is not None:
+            raise SourceError(f"syntax error: {cpython_error.msg}", _error_location(cpython_error)) from None
         message = str(error).splitlines()[0] if str(error) else "invalid syntax"
         raise SourceError(f"syntax error: {message}", Location(error.raw_line, error.raw_column + 1)) from None
     except Exception as error:  # the native parser rejects a few inputs without a ParserSyntaxError
         raise SourceError(f"cannot parse: {error}") from None
 
 
+def _error_location(error: SyntaxError) -> Location:
+    return Location(error.lineno or 1, max(error.offset or 1, 1))
+
+
 def _lint(source: str, filename: str, settings: Settings) -> list[Diagnostic]:
-    module = _parse(source)
+    try:
+        return _lint_parsed(source, _parse(source), filename, settings)
+    except RecursionError:
+        # libcst's visitors recurse once per nesting level; CPython accepts deeper nesting than they can walk.
+        raise SourceError("the code is nested too deeply to analyse (not modified)") from None
+
+
+def _lint_parsed(source: str, module: cst.Module, filename: str, settings: Settings) -> list[Diagnostic]:
     ctx = FileContext(source, filename, settings, module)
     found: dict[tuple[str, int], Diagnostic] = {}
 

@@ -32,7 +32,9 @@ def fix_until_stable(source: str, lint: Callable[[str], list[Diagnostic]], unsaf
     diagnostics = lint(source)
     for _ in range(MAX_PASSES):
         candidates = [
-            d for d in diagnostics if d.fix is not None and d.fix.is_applicable(unsafe_fixes) and _key(d) not in rejected
+            d
+            for d in diagnostics
+            if d.fix is not None and d.fix.is_applicable(unsafe_fixes) and _key(d, result.source) not in rejected
         ]
         chosen = _non_overlapping(candidates)
         if not chosen:
@@ -42,7 +44,7 @@ def fix_until_stable(source: str, lint: Callable[[str], list[Diagnostic]], unsaf
             good = [d for d in chosen if parses(apply_fixes(result.source, [d]))]
             for diagnostic in chosen:
                 if diagnostic not in good:
-                    rejected.add(_key(diagnostic))
+                    rejected.add(_key(diagnostic, result.source))
                     result.dropped.append(diagnostic)
             new_source = apply_fixes(result.source, good)
             if good and not parses(new_source):  # fixes fine alone but broken together: keep the first
@@ -95,8 +97,12 @@ def _touch(a: Edit, b: Edit) -> bool:
     return a.start_offset <= b.end_offset and b.start_offset <= a.end_offset
 
 
-def _key(diagnostic: Diagnostic) -> tuple:
-    return (diagnostic.code, diagnostic.message, tuple(edit.content for edit in diagnostic.fix.edits))
+def _key(diagnostic: Diagnostic, source: str) -> tuple:
+    """What a fix does, independent of where other fixes moved it: the text it replaces and the replacement."""
+    return (
+        diagnostic.code,
+        tuple((source[edit.start_offset : edit.end_offset], edit.content) for edit in diagnostic.fix.edits),
+    )
 
 
 def first_location(diagnostic: Diagnostic) -> Optional[int]:

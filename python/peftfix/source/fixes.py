@@ -51,9 +51,10 @@ def next_rebinding(ctx: FileContext, name: str, statement: cst.SimpleStatementLi
     return None
 
 
-def same_scope(ctx: FileContext, a: cst.CSTNode, b: cst.CSTNode) -> bool:
-    scope_a, scope_b = ctx.scopes.get(a), ctx.scopes.get(b)
-    return scope_a is not None and scope_a is scope_b
+def same_block(ctx: FileContext, a: cst.CSTNode, b: cst.CSTNode) -> bool:
+    """Both nodes sit in statements of the same block, so one runs whenever the other does."""
+    located_a, located_b = ctx.locate_statement(a), ctx.locate_statement(b)
+    return located_a is not None and located_b is not None and located_a[1] is located_b[1]
 
 
 def references_between(ctx: FileContext, name: str, at: cst.CSTNode, start: int, end: int, ignore=()) -> list:

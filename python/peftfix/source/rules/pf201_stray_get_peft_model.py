@@ -10,7 +10,7 @@ from peftfix.source.fixes import (
     call_statement,
     next_rebinding,
     references_between,
-    same_scope,
+    same_block,
     unused_import_edit,
 )
 from peftfix.source.context import dotted_name
@@ -110,7 +110,8 @@ class StrayGetPeftModel(Rule):
         statement = call_statement(ctx, wrap.node)
         base = dotted_name(wrap.get("model_arg")) if wrap.get("model_arg") is not None else None
         load_arg = load.get("model_arg")
-        if statement is None or base is None or load_arg is None or not same_scope(ctx, wrap.node, load.node):
+        # Only when the load always follows the call: removing a call that another path needs would break it.
+        if statement is None or base is None or load_arg is None or not same_block(ctx, wrap.node, load.node):
             return None
         start = ctx.span_of(statement.statement)[1]
         load_statement = ctx.statement_of(load.node)

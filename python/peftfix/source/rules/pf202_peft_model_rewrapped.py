@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Optional
 
 from peftfix.diagnostics import Applicability, Fix
-from peftfix.source.fixes import call_statement, same_scope, set_is_trainable, unused_import_edit
+from peftfix.source.fixes import call_statement, same_block, set_is_trainable, unused_import_edit
 from peftfix.source.context import dotted_name
 from peftfix.source.flow.model import Ev, Event, last_wrap
 from peftfix.source.rule import Invalid, Rule, subscribes
@@ -70,7 +70,8 @@ class PeftModelRewrapped(Rule):
 
     def _fix(self, wrap: Event, event: Event) -> Optional[Fix]:
         ctx = self.ctx
-        if wrap.kind is not Ev.LOAD_PEFT or not same_scope(ctx, wrap.node, event.node):
+        # Only when the load always precedes the call: on a resume branch the call is what the other path needs.
+        if wrap.kind is not Ev.LOAD_PEFT or not same_block(ctx, wrap.node, event.node):
             return None
         statement = call_statement(ctx, event.node)
         model = dotted_name(event.get("model_arg")) if event.get("model_arg") is not None else None
