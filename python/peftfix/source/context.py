@@ -16,15 +16,11 @@ from libcst.metadata import (
     CodeRange,
     MetadataWrapper,
     PositionProvider,
-    QualifiedNameSource,
     ScopeProvider,
 )
 
 from peftfix.diagnostics import Edit, Location
 from peftfix.settings import Settings
-
-# Packages whose names the rules care about; a qualified name outside them is never one of "ours".
-TRACKED_PACKAGES = ("peft", "transformers", "trl", "torch", "bitsandbytes", "accelerate", "os")
 
 
 class FileContext:
@@ -34,11 +30,17 @@ class FileContext:
         self.settings = settings
         self.wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
         self.module = self.wrapper.module
-        # Scopes are needed for every file; positions only where something is reported or fixed, so they are
-        # computed on first use (a full pass over the tree).
-        self.scopes = self.wrapper.resolve(ScopeProvider)
+        # Scopes (for fixes that check a name's other uses) and positions (for anything reported) each cost a
+        # full pass over the tree, so both are computed on first use; a clean file needs neither.
+        self._scopes = None
         self._positions = None
         self._line_starts = _line_starts(source)
+
+    @property
+    def scopes(self):
+        if self._scopes is None:
+            self._scopes = self.wrapper.resolve(ScopeProvider)
+        return self._scopes
 
     @property
     def positions(self):
@@ -46,32 +48,6 @@ class FileContext:
             self._positions = self.wrapper.resolve(PositionProvider)
         return self._positions
 
-
-    # ----------------------------------------------------------------------------------------------- names
-
-    def imported_name(self, node: cst.CSTNode) -> Optional[str]:
-        """The fully qualified name ``node`` refers to when it comes from a tracked package, else None.
-
-        Every binding that reaches ``node`` must be the same import: a local class or function that shadows
-        the name (or a second binding to something else) makes the name not ours.
-        """
-        scope = self.scopes.get(node)
-        # Resolved on demand for the few nodes the data flow asks about (QualifiedNameProvider would resolve all).
-        names = scope.get_qualified_names_for(node) if scope is not None else None
-        if not names:
-            return None
-        resolved = {qn.name for qn in names if qn.source is QualifiedNameSource.IMPORT}
-        if len(resolved) != 1 or len(resolved) != len(names):
-            return None
-        (name,) = resolved
-        return name if name.split(".", 1)[0] in TRACKED_PACKAGES else None
-
-    def package_member(self, node: cst.CSTNode, package: str) -> Optional[str]:
-        """The last component of ``node``'s qualified name when it lives in ``package`` (``peft.x.Y`` → ``Y``)."""
-        name = self.imported_name(node)
-        if name is None or name.split(".", 1)[0] != package:
-            return None
-        return name.rsplit(".", 1)[-1]
 
     # ------------------------------------------------------------------------------------------- positions
 

@@ -67,7 +67,7 @@ class CallSemantics:
     def evaluate(self, call: cst.Call, state: State) -> frozenset:
         func = call.func
         # ``SFTTrainer(...).train`` resolves to ``trl.SFTTrainer.train`` for libcst: only plain dotted names count.
-        qualified = self.ctx.imported_name(func) if dotted_name(func) is not None else None
+        qualified = self.interp.qualified(func, state)
         receiver = EMPTY
         callee = EMPTY
         if qualified is None:
@@ -374,7 +374,7 @@ class CallSemantics:
                     if obj.kind is Kind.SEQUENCE and -len(obj.info["items"]) <= position < len(obj.info["items"]):
                         result |= obj.info["items"][position]
             key = iter_string_value(index)
-            if key is not None and self.ctx.imported_name(node.value) == "os.environ":
+            if key is not None and self.interp.qualified(node.value, state) == "os.environ":
                 return self.interp.const(node, None, f"env:{key}")
         return result
 
@@ -441,8 +441,10 @@ class CallSemantics:
         return None
 
     def task_type(self, node: cst.CSTNode, state: State) -> Optional[str]:
-        if isinstance(node, cst.Attribute) and self.ctx.package_member(node.value, "peft") == "TaskType":
-            return node.attr.value
+        if isinstance(node, cst.Attribute):
+            owner = self.interp.qualified(node.value, state)
+            if owner is not None and owner.startswith("peft.") and owner.endswith(".TaskType"):
+                return node.attr.value
         values = {obj.info.get("value") for obj in self.interp.eval_quiet(node, state) if obj.kind is Kind.CONST}
         if len(values) == 1:
             (value,) = values

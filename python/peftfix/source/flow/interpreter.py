@@ -16,6 +16,7 @@ import libcst as cst
 
 from peftfix.source.context import FileContext, dotted_name
 from peftfix.source.flow.calls import CallSemantics
+from peftfix.source.flow.names import import_bindings, is_tracked, module_level_imports
 from peftfix.source.flow.model import (
     EMPTY,
     HISTORY_KINDS,
@@ -59,6 +60,8 @@ class Interpreter:
         self._clones: dict = {}
         self._consts: dict = {}
         self._last_values: dict = {}
+        self._module_imports = module_level_imports(ctx.module)
+        self._in_function = False
 
     # ------------------------------------------------------------------------------------------ entry point
 
@@ -244,8 +247,11 @@ class Interpreter:
         elif isinstance(node, cst.Del):
             self._forget_target(node.target, state)
         elif isinstance(node, (cst.Import, cst.ImportFrom)):
-            for name in _imported_names(node):
-                state.forget(name)
+            for name, qualified in import_bindings(node):
+                if qualified is None:
+                    state.forget(name)
+                else:
+                    state.bind(name, frozenset([self._module_ref(qualified)]))
         elif isinstance(node, cst.Assert):
             self.eval(node.test, state)
         return state
@@ -300,6 +306,32 @@ class Interpreter:
         if node in self._last_values:
             return self._last_values[node]
         return self.eval(node, state)
+
+    def qualified(self, node: cst.CSTNode, state: State) -> Optional[str]:
+        """The import ``node`` (a name or attribute chain) refers to on this path, in a tracked package."""
+        qualified = self._qualified(node, state)
+        return qualified if is_tracked(qualified) else None
+
+    def _qualified(self, node: cst.CSTNode, state: State) -> Optional[str]:
+        if isinstance(node, cst.Attribute):
+            base = self._qualified(node.value, state)
+            return f"{base}.{node.attr.value}" if base is not None else None
+        if not isinstance(node, cst.Name):
+            return None
+        value = state.env.get(node.value)
+        if value is None:
+            return self._module_imports.get(node.value) if self._in_function else None
+        names = {obj.info["qualified"] for obj in value if obj.kind is Kind.MODULE}
+        # Every binding that may reach this use must be the same import.
+        if len(names) == 1 and all(obj.kind is Kind.MODULE for obj in value):
+            return next(iter(names))
+        return None
+
+    def _module_ref(self, qualified: str) -> Obj:
+        obj = self._consts.get(qualified)
+        if obj is None:
+            obj = self._consts[qualified] = Obj(Kind.MODULE, qualified=qualified)
+        return obj
 
     def _eval(self, node: cst.CSTNode, state: State) -> frozenset:
         if isinstance(node, cst.Name):
@@ -382,7 +414,9 @@ class Interpreter:
             state.bind(param.name.value, frozenset([obj]))
             params.append((param.name.value, obj))
         frame = Frame()
+        outer, self._in_function = self._in_function, True
         final = self.exec_block(_body_statements(function), state, frame)
+        self._in_function = outer
         exits = list(frame.exits)
         if final is not None:
             exits.append((EMPTY, final))
@@ -516,20 +550,6 @@ def _bind_arguments(call: cst.Call, args: list, summary: Summary) -> dict:
             binding[summary.positional_names[position]] = value
         position += 1
     return binding
-
-
-def _imported_names(node) -> list:
-    if isinstance(node.names, cst.ImportStar):
-        return []
-    names = []
-    for alias in node.names:
-        if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-            names.append(alias.asname.name.value)
-        else:
-            full = dotted_name(alias.name)
-            if full:
-                names.append(full.split(".")[0])
-    return names
 
 
 def _body_statements(function: cst.FunctionDef) -> Sequence[cst.CSTNode]:

@@ -36,6 +36,7 @@ class Kind(enum.Enum):
     CONST = "const"  # a literal or a value known by a key (env var name); info["value"], info["key"]
     SEQUENCE = "sequence"  # a tuple/list literal; info["items"] (tuple of value sets), info["node"]
     FUNCTION = "function"  # a function defined in this file; info["node"]
+    MODULE = "module"  # what an import binds; info["qualified"] ("transformers.AutoModel")
 
 
 HISTORY_KINDS = (Kind.MODEL, Kind.TOKENIZER, Kind.PARAM)
