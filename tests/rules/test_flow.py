@@ -182,3 +182,16 @@ def test_suppression_comments():
 def test_no_fix_when_another_path_needs_the_call(source):
     diagnostics = check_source(textwrap.dedent(source), "x.py", EVERYTHING)
     assert diagnostics and all(d.fix is None or not d.fix.edits for d in diagnostics)
+
+
+def test_methods_see_what_init_left_on_self():
+    assert codes(
+        """
+        import transformers
+        class Finetune:
+            def __init__(self, path):
+                self.model = transformers.AutoModel.from_pretrained(path)
+            def run(self, data):
+                transformers.Trainer(model=self.model, train_dataset=data).train()
+        """
+    ) == [("PF101", 5)]

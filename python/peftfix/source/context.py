@@ -123,7 +123,7 @@ class FileContext:
                 return None
             if isinstance(statement, cst.SimpleStatementLine):
                 return statement, block
-            inner = next((b for b in _child_blocks(statement) if self._contains(b, wanted)), None)
+            inner = next((b for b in child_blocks(statement) if self._contains(b, wanted)), None)
             if inner is None:
                 return None
             block = inner
@@ -190,7 +190,7 @@ class FileContext:
         return self.replace(call, call.with_changes(args=append_element(call.args, new_arg, self)))
 
 
-def _child_blocks(statement: cst.CSTNode) -> list:
+def child_blocks(statement: cst.CSTNode) -> list:
     """The indented blocks directly inside a compound statement (bodies, else/except/finally, match cases)."""
     blocks = []
     body = getattr(statement, "body", None)

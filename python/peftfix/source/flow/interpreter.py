@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Optional, Sequence
 
 import libcst as cst
 
-from peftfix.source.context import FileContext, dotted_name
+from peftfix.source.context import FileContext, child_blocks, dotted_name
 from peftfix.source.flow.calls import CallSemantics
 from peftfix.source.flow.names import import_bindings, is_tracked, module_level_imports
 from peftfix.source.flow.model import (
@@ -69,8 +69,28 @@ class Interpreter:
         frame = Frame()
         final = self.exec_block(self.ctx.module.body, State(), frame)
         self._finish(State.merge([final] + [state for _, state in frame.exits]))
-        for function in _all_functions(self.ctx.module):
+        for node in _definitions(self.ctx.module, cst.ClassDef):
+            self._analyze_class(node)
+        for function in _definitions(self.ctx.module, cst.FunctionDef):
             self.summary(function)
+
+    def _analyze_class(self, node: cst.ClassDef) -> None:
+        """Methods start from what ``__init__`` left on ``self`` (``self.model = ...`` there, trained in ``run``)."""
+        methods = [s for s in node.body.body if isinstance(s, cst.FunctionDef) and _first_param(s)]
+        init = next((m for m in methods if m.name.value == "__init__"), None)
+        if init is None or init in self._summaries:
+            return
+        summary = self.summary(init)
+        if summary is None:
+            return
+        prefix = _first_param(init) + "."
+        after_init = State.merge([state for _, state in summary.exits])
+        if after_init is None:
+            return
+        attributes = {k[len(prefix):]: v for k, v in after_init.env.items() if k.startswith(prefix)}
+        for method in methods:
+            if method is not init:
+                self.summary(method, (attributes, after_init.heap))
 
     def _finish(self, state: Optional[State]) -> None:
         if state is None:
@@ -396,8 +416,11 @@ class Interpreter:
 
     # ------------------------------------------------------------------------------------------ summaries
 
-    def summary(self, function: cst.FunctionDef) -> Optional[Summary]:
-        """Interpret ``function`` once with opaque parameters; None while it is being interpreted (recursion)."""
+    def summary(self, function: cst.FunctionDef, attributes: Optional[tuple] = None) -> Optional[Summary]:
+        """Interpret ``function`` once with opaque parameters; None while it is being interpreted (recursion).
+
+        ``attributes`` (a method's view of ``self`` after ``__init__``) is ``(attribute -> value, heap)``.
+        """
         if function in self._summaries:
             return self._summaries[function]
         if function in self._in_progress:
@@ -413,6 +436,12 @@ class Interpreter:
             state.heap[obj] = frozenset([(start,)])
             state.bind(param.name.value, frozenset([obj]))
             params.append((param.name.value, obj))
+        if attributes is not None and params:
+            values, heap = attributes
+            for attribute, value in values.items():
+                state.env[f"{params[0][0]}.{attribute}"] = value
+            for obj, histories in heap.items():
+                state.heap.setdefault(obj, histories)
         frame = Frame()
         outer, self._in_function = self._in_function, True
         final = self.exec_block(_body_statements(function), state, frame)
@@ -556,12 +585,19 @@ def _body_statements(function: cst.FunctionDef) -> Sequence[cst.CSTNode]:
     return function.body.body
 
 
-def _all_functions(module: cst.Module) -> list:
-    collected: list = []
+def _first_param(function: cst.FunctionDef) -> Optional[str]:
+    params = list(function.params.posonly_params) + list(function.params.params)
+    return params[0].name.value if params else None
 
-    class Collector(cst.CSTVisitor):
-        def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-            collected.append(node)
 
-    module.visit(Collector())
-    return collected
+def _definitions(module: cst.Module, kind: type) -> list:
+    """Every function or class definition, however nested, found by walking statements only (cheap)."""
+    found = []
+    pending = list(module.body)
+    while pending:
+        statement = pending.pop(0)
+        if isinstance(statement, kind):
+            found.append(statement)
+        for block in child_blocks(statement):
+            pending.extend(block.body)
+    return found
