@@ -12,14 +12,10 @@ import re
 from typing import Iterable, Optional, Sequence, Union
 
 import libcst as cst
-from libcst.metadata import (
-    CodeRange,
-    MetadataWrapper,
-    PositionProvider,
-    ScopeProvider,
-)
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from peftfix.diagnostics import Edit, Location
+from peftfix.source.name_index import NameIndex
 from peftfix.settings import Settings
 
 
@@ -30,17 +26,17 @@ class FileContext:
         self.settings = settings
         self.wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
         self.module = self.wrapper.module
-        # Scopes (for fixes that check a name's other uses) and positions (for anything reported) each cost a
-        # full pass over the tree, so both are computed on first use; a clean file needs neither.
-        self._scopes = None
+        # Positions (for anything reported) cost a full pass over the tree and the name index (for fixes that
+        # check a name's other uses) a second parse, so both are computed on first use; a clean file needs neither.
         self._positions = None
+        self._names: Optional[NameIndex] = None
         self._line_starts = _line_starts(source)
 
     @property
-    def scopes(self):
-        if self._scopes is None:
-            self._scopes = self.wrapper.resolve(ScopeProvider)
-        return self._scopes
+    def names(self) -> NameIndex:
+        if self._names is None:
+            self._names = NameIndex(self.source, self._line_starts)
+        return self._names
 
     @property
     def positions(self):

@@ -57,33 +57,17 @@ def same_block(ctx: FileContext, a: cst.CSTNode, b: cst.CSTNode) -> bool:
     return located_a is not None and located_b is not None and located_a[1] is located_b[1]
 
 
-def references_between(ctx: FileContext, name: str, at: cst.CSTNode, start: int, end: int, ignore=()) -> list:
-    """Reads of ``name`` (in ``at``'s scope) whose offsets lie in [start, end), except the ``ignore`` nodes."""
-    scope = ctx.scopes.get(at)
-    if scope is None or "." in name:
+def references_between(ctx: FileContext, name: str, start: int, end: int, ignore=()) -> list[int]:
+    """Offsets of reads of ``name`` in [start, end), except at the ``ignore`` nodes (attributes: none tracked)."""
+    if "." in name:
         return []
-    ignored = {id(node) for node in ignore}
-    found = []
-    for assignment in scope[name]:
-        for reference in assignment.references:
-            node = reference.node
-            if id(node) in ignored or node not in ctx.positions:
-                continue
-            offset = ctx.span_of(node)[0]
-            if start <= offset < end:
-                found.append(node)
-    return found
+    ignored = {ctx.span_of(node)[0] for node in ignore}
+    return [offset for offset in ctx.names.reads_between(name, start, end) if offset not in ignored]
 
 
-def assigned_between(ctx: FileContext, name: str, at: cst.CSTNode, start: int, end: int) -> bool:
-    scope = ctx.scopes.get(at)
-    if scope is None or "." in name:
-        return "." in name  # attribute targets are not tracked by scopes: assume the worst
-    for assignment in scope.assignments[name]:
-        node = getattr(assignment, "node", None)
-        if node is not None and node in ctx.positions and start <= ctx.span_of(node)[0] < end:
-            return True
-    return False
+def assigned_between(ctx: FileContext, name: str, start: int, end: int) -> bool:
+    # Attribute targets (``self.model``) are not indexed: assume the worst.
+    return "." in name or ctx.names.bound_between(name, start, end)
 
 
 def unused_import_edit(ctx: FileContext, func: cst.CSTNode) -> Optional[Edit]:

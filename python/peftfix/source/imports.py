@@ -50,13 +50,9 @@ def local_name_for(ctx: FileContext, module: str, name: str) -> Optional[str]:
 
 
 def is_unused_after(ctx: FileContext, local_name: str, removed: Iterable[cst.CSTNode]) -> bool:
-    """True when every reference to the module-level ``local_name`` is among ``removed``."""
-    scope = ctx.scopes.get(ctx.module)
-    if scope is None:
-        return False
-    removed_ids = {id(node) for node in removed}
-    references = [ref.node for assignment in scope[local_name] for ref in assignment.references]
-    return all(id(node) in removed_ids for node in references)
+    """True when every read of ``local_name`` in the file is one of the ``removed`` nodes."""
+    removed_offsets = {ctx.span_of(node)[0] for node in removed}
+    return all(offset in removed_offsets for offset in ctx.names.reads_of(local_name))
 
 
 def rewrite_import(

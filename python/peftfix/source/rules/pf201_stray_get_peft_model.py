@@ -116,7 +116,7 @@ class StrayGetPeftModel(Rule):
         start = ctx.span_of(statement.statement)[1]
         load_statement = ctx.statement_of(load.node)
         load_start = ctx.span_of(load_statement if load_statement is not None else load.node)[0]
-        if start > load_start or assigned_between(ctx, base, wrap.node, start, load_start):
+        if start > load_start or assigned_between(ctx, base, start, load_start):
             return None
         loaded = dotted_name(load_arg)
         edits = []
@@ -130,7 +130,7 @@ class StrayGetPeftModel(Rule):
         if watched == statement.target:
             rebound = next_rebinding(ctx, watched, statement.statement)
             end = len(ctx.source) if rebound is None else rebound
-        readers = references_between(ctx, watched, wrap.node, start, end, ignore=[load_arg])
+        readers = references_between(ctx, watched, start, end, ignore=[load_arg])
         safe = not readers
         if safe or watched == base:
             edits.append(ctx.delete_statement(statement.statement))
