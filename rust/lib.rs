@@ -7,17 +7,46 @@
 //! - `prefilter`: whether a file mentions peft/transformers at all;
 //! - `candidates`: walk + pre-filter in one call;
 //! - `error_text`: errors as `(path, reason)` pairs a user can read.
+//!
+//! Checkpoint checks (`peftfix keys`, docs/keys.md):
+//! - `safetensors_header`: read and validate a safetensors header;
+//! - `ckpt_error`: the typed "path: reason" error (PK000);
+//! - `checkpoint`: open a base (single file, index + shards) into a module index;
+//! - `module_trie`: interned components and the reversed module trie;
+//! - `adapter_path`, `adapter_keys`, `adapter_config`: the adapter's files, keys and config;
+//! - `prefix_rewrite`: infer the prefix rewrite (PK001);
+//! - `matcher`: all PK checks for one adapter; `zero_scan`: PK004's byte test;
+//! - `report`: the result; `remap`: `--write-remapped`.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use pyo3::create_exception;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyList, PyString};
+use rayon::prelude::*;
 
+pub mod adapter_config;
+pub mod adapter_keys;
+pub mod adapter_path;
 pub mod candidates;
+pub mod checkpoint;
+pub mod ckpt_error;
 pub mod error_text;
 pub mod exclude;
+pub mod matcher;
+pub mod module_trie;
 pub mod prefilter;
+pub mod prefix_rewrite;
+pub mod remap;
+pub mod report;
+pub mod safetensors_header;
+#[cfg(test)]
+mod timing_check;
 pub mod walk;
+pub mod zero_scan;
 
 use prefilter::Needles;
 
@@ -85,11 +114,256 @@ fn find_candidates_py(
     )
 }
 
+create_exception!(
+    peftfix._native,
+    CheckpointError,
+    PyValueError,
+    "A checkpoint file that cannot be used (PK000); the message is \"path: reason\"."
+);
+
+/// A `CheckpointError` whose message is "path: reason", with `.path` and `.reason`.
+fn checkpoint_err(py: Python<'_>, err: ckpt_error::CheckpointError) -> PyErr {
+    let py_err = CheckpointError::new_err(err.to_string());
+    let value = py_err.value(py);
+    // Setting attributes on a fresh exception instance cannot fail in practice; if it
+    // did, the message still carries both parts.
+    let _ = value.setattr("path", err.path.as_os_str());
+    let _ = value.setattr("reason", err.reason());
+    py_err
+}
+
+fn parse_load_as(load_as: &str) -> PyResult<checkpoint::LoadAs> {
+    checkpoint::LoadAs::parse(load_as).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "load_as must be \"causal-lm\" or \"base-model\", not {load_as:?}"
+        ))
+    })
+}
+
+/// A JSON value as the Python object `json.loads` would give.
+fn json_to_py<'py>(py: Python<'py>, value: &serde_json::Value) -> PyResult<Bound<'py, PyAny>> {
+    use serde_json::Value;
+    Ok(match value {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => u.into_pyobject(py)?.into_any(),
+            (None, Some(i)) => i.into_pyobject(py)?.into_any(),
+            _ => PyFloat::new(py, n.as_f64().unwrap_or(f64::NAN)).into_any(),
+        },
+        Value::String(s) => PyString::new(py, s).into_any(),
+        Value::Array(items) => {
+            let list = PyList::empty(py);
+            for item in items {
+                list.append(json_to_py(py, item)?)?;
+            }
+            list.into_any()
+        }
+        Value::Object(map) => {
+            let dict = PyDict::new(py);
+            for (key, item) in map {
+                dict.set_item(key, json_to_py(py, item)?)?;
+            }
+            dict.into_any()
+        }
+    })
+}
+
+/// The report dict of docs/keys.md "Output".
+fn report_to_py<'py>(py: Python<'py>, report: &report::Report) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    dict.set_item("adapter", &report.adapter)?;
+    dict.set_item("base", &report.base)?;
+    let findings = PyList::empty(py);
+    for finding in &report.findings {
+        let item = PyDict::new(py);
+        item.set_item("code", finding.code)?;
+        item.set_item("message", &finding.message)?;
+        item.set_item("details", json_to_py(py, &finding.details)?)?;
+        findings.append(item)?;
+    }
+    dict.set_item("findings", findings)?;
+    let counts = PyDict::new(py);
+    for (key, value) in report.counts.fields() {
+        counts.set_item(key, value)?;
+    }
+    dict.set_item("counts", counts)?;
+    match &report.rewrite {
+        Some(rewrite) => {
+            let item = PyDict::new(py);
+            item.set_item("strip", &rewrite.strip)?;
+            item.set_item("add", &rewrite.add)?;
+            item.set_item("coverage", rewrite.coverage)?;
+            dict.set_item("rewrite", item)?;
+        }
+        None => dict.set_item("rewrite", py.None())?,
+    }
+    dict.set_item("seconds", report.seconds)?;
+    Ok(dict)
+}
+
+/// check_adapter(adapter, base, load_as="causal-lm") -> dict
+///
+/// Opens `base`, checks `adapter` against it; raises CheckpointError on an unreadable file.
+#[pyfunction]
+#[pyo3(name = "check_adapter", signature = (adapter, base, load_as = "causal-lm"))]
+fn check_adapter_py<'py>(
+    py: Python<'py>,
+    adapter: PathBuf,
+    base: PathBuf,
+    load_as: &str,
+) -> PyResult<Bound<'py, PyDict>> {
+    let load_as = parse_load_as(load_as)?;
+    let report = py
+        .detach(|| matcher::check_with_base_path(&adapter, &base, load_as))
+        .map_err(|err| checkpoint_err(py, err))?;
+    report_to_py(py, &report)
+}
+
+/// BaseIndex(path, load_as="causal-lm"): a base checkpoint indexed once, checked many times.
+#[pyclass(name = "BaseIndex", module = "peftfix._native", frozen)]
+struct PyBaseIndex {
+    inner: Arc<checkpoint::BaseIndex>,
+}
+
+#[pymethods]
+impl PyBaseIndex {
+    #[new]
+    #[pyo3(signature = (path, load_as = "causal-lm"))]
+    fn new(py: Python<'_>, path: PathBuf, load_as: &str) -> PyResult<Self> {
+        let load_as = parse_load_as(load_as)?;
+        let index = py
+            .detach(|| checkpoint::BaseIndex::open(&path, load_as))
+            .map_err(|err| checkpoint_err(py, err))?;
+        Ok(Self {
+            inner: Arc::new(index),
+        })
+    }
+
+    /// check(adapter) -> dict; raises CheckpointError on an unreadable adapter.
+    fn check<'py>(&self, py: Python<'py>, adapter: PathBuf) -> PyResult<Bound<'py, PyDict>> {
+        let index = Arc::clone(&self.inner);
+        let report = py
+            .detach(|| matcher::check(&index, &adapter))
+            .map_err(|err| checkpoint_err(py, err))?;
+        report_to_py(py, &report)
+    }
+
+    /// check_many(adapters) -> list[dict], in parallel; an unreadable adapter gives a PK000 report.
+    fn check_many<'py>(
+        &self,
+        py: Python<'py>,
+        adapters: Vec<PathBuf>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let index = Arc::clone(&self.inner);
+        let reports: Vec<report::Report> = py.detach(|| {
+            adapters
+                .par_iter()
+                .map(|adapter| matcher::check_or_pk000(&index, adapter))
+                .collect()
+        });
+        let list = PyList::empty(py);
+        for report in &reports {
+            list.append(report_to_py(py, report)?)?;
+        }
+        Ok(list)
+    }
+
+    #[getter]
+    fn tensor_count(&self) -> usize {
+        self.inner.tensor_count
+    }
+
+    #[getter]
+    fn shard_count(&self) -> usize {
+        self.inner.shard_count
+    }
+
+    #[getter]
+    fn header_bytes(&self) -> u64 {
+        self.inner.header_bytes
+    }
+
+    #[getter]
+    fn base_model_prefix(&self) -> &str {
+        &self.inner.base_model_prefix
+    }
+
+    #[getter]
+    fn load_as(&self) -> &'static str {
+        self.inner.load_as.name()
+    }
+
+    #[getter]
+    fn path(&self) -> String {
+        self.inner.source.display().to_string()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "BaseIndex({:?}, load_as={:?}: {} tensors in {} shards)",
+            self.inner.source.display().to_string(),
+            self.inner.load_as.name(),
+            self.inner.tensor_count,
+            self.inner.shard_count
+        )
+    }
+}
+
+/// write_remapped(adapter, out, strip, add) -> int
+///
+/// Writes the adapter with its keys rewritten (tensor bytes identical); returns the tensor count.
+#[pyfunction]
+#[pyo3(name = "write_remapped")]
+fn write_remapped_py(
+    py: Python<'_>,
+    adapter: PathBuf,
+    out: PathBuf,
+    strip: &str,
+    add: &str,
+) -> PyResult<u64> {
+    let (strip, add) = (strip.to_string(), add.to_string());
+    py.detach(|| remap::write_remapped(&adapter, &out, &strip, &add))
+        .map_err(|err| checkpoint_err(py, err))
+}
+
+type HeaderRow = (String, &'static str, Vec<u64>, u64, u64);
+
+/// read_header(path) -> list[(name, dtype, shape, begin, end)]
+///
+/// The validated header of one safetensors file, in file order.
+#[pyfunction]
+#[pyo3(name = "read_header")]
+fn read_header_py(py: Python<'_>, path: PathBuf) -> PyResult<Vec<HeaderRow>> {
+    py.detach(|| {
+        let header = safetensors_header::Header::read(&path)?;
+        Ok(header
+            .tensors()
+            .iter()
+            .map(|t| {
+                (
+                    header.name(t).to_string(),
+                    t.dtype.name(),
+                    header.shape(t).to_vec(),
+                    t.begin,
+                    t.end,
+                )
+            })
+            .collect())
+    })
+    .map_err(|err| checkpoint_err(py, err))
+}
+
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     module.add_function(wrap_pyfunction!(walk_py, module)?)?;
     module.add_function(wrap_pyfunction!(mentions_py, module)?)?;
     module.add_function(wrap_pyfunction!(find_candidates_py, module)?)?;
+    module.add("CheckpointError", module.py().get_type::<CheckpointError>())?;
+    module.add_function(wrap_pyfunction!(check_adapter_py, module)?)?;
+    module.add_function(wrap_pyfunction!(write_remapped_py, module)?)?;
+    module.add_function(wrap_pyfunction!(read_header_py, module)?)?;
+    module.add_class::<PyBaseIndex>()?;
     Ok(())
 }

@@ -1,5 +1,30 @@
-"""peftfix: find and fix the ways PEFT / LoRA fine-tuning silently goes wrong."""
+"""peftfix: find and fix the ways PEFT / LoRA fine-tuning silently goes wrong.
+
+Library entry points (imported on first use, so ``import peftfix`` stays light):
+
+- ``peftfix.check_adapter(adapter, base, load_as="causal-lm")`` and ``peftfix.BaseIndex`` — checkpoint checks;
+- ``peftfix.write_remapped(adapter, out, report)`` — write an adapter with its keys fixed;
+- ``peftfix.check_source(source, filename)`` — the source rules on text in memory.
+"""
 
 from peftfix.about import version as _version
 
 __version__ = _version()
+
+_LAZY = {
+    "check_adapter": "peftfix.checkpoint",
+    "BaseIndex": "peftfix.checkpoint",
+    "Report": "peftfix.checkpoint",
+    "write_remapped": "peftfix.checkpoint",
+    "check_source": "peftfix.source.engine",
+    "fix_source": "peftfix.source.engine",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'peftfix' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -1,13 +1,19 @@
-"""Native core of peftfix (Rust, built by maturin): parallel file discovery and the content pre-filter.
+"""Native core of peftfix (Rust, built by maturin): parallel file discovery and the content pre-filter, and the
+checkpoint key matcher.
 
-Use it through :mod:`peftfix.discovery`. Every function releases the GIL while it works, never panics,
+Use discovery through :mod:`peftfix.discovery`. Every function releases the GIL while it works, never panics,
 and raises only ``TypeError`` for arguments of the wrong type; problems with the paths themselves come back
 as ``(path, reason)`` pairs. Paths are accepted as ``str`` or ``os.PathLike`` and returned as ``str``, with
 ``.`` components removed (``./src/a.py`` -> ``src/a.py``).
+
+The checkpoint functions (:func:`check_adapter`, :class:`BaseIndex`, :func:`write_remapped`,
+:func:`read_header`; used through :mod:`peftfix.checkpoint`) raise :class:`CheckpointError` for an unreadable
+checkpoint and ``ValueError`` for a bad ``load_as``.
 """
 
 from collections.abc import Sequence
 from os import PathLike
+from typing import Any, Literal, TypedDict
 
 _Path = str | PathLike[str]
 
@@ -55,3 +61,133 @@ def find_candidates(
     ``files`` are the discovered files that mention a needle (or cannot be read), ``skipped`` counts the
     ones that mention none. Explicitly named files go through the filter too.
     """
+
+# --------------------------------------------------------------------------------------------------------------
+# Checkpoint checks (`peftfix keys`): the contract is docs/keys.md. Every function below releases the GIL while
+# it works and never panics; an unreadable checkpoint raises CheckpointError.
+
+_LoadAs = Literal["causal-lm", "base-model"]
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used (PK000): missing, truncated, header length beyond the file or over
+    100 MB, invalid UTF-8/JSON, unknown dtype, bad or overlapping offsets, a tensor name twice, a shard the index
+    names that does not exist, an index naming a tensor its shard lacks, a directory without a checkpoint.
+
+    ``str(error)`` is ``"path: reason"``; ``.path`` (str) is the file concerned, ``.reason`` the reason alone.
+    """
+
+    path: str
+    reason: str
+
+class Finding(TypedDict):
+    code: str
+    """``PK000`` .. ``PK006``."""
+    message: str
+    """What PEFT does at load time and what to do."""
+    details: dict[str, Any]
+    """Per code (extra keys may appear):
+
+    - PK000 (only from ``BaseIndex.check_many``): ``{"path", "reason"}``
+    - PK001: ``{"rewrite": {"strip", "add"}, "coverage": float, "modules": int, "example": {"adapter", "base"}}``
+    - PK002: ``{"count": int, "modules": [first 10 unmatched module paths, sorted]}``
+    - PK003: ``{"module": adapter module path, "adapter_shape": [...], "base_shape": [...], "tensor": adapter key}``
+      plus ``"resize_to": rows`` when the fix is ``model.resize_token_embeddings(rows)``; one finding per module
+    - PK004: ``{"modules": int, "zero_modules": int}``
+    - PK005: ``{"field": "adapter_config.json" | "r" | "rank_pattern" | "target_modules" | "use_dora",
+      "config": ..., "tensors": ...}``; ``r``/``rank_pattern`` add ``"module"`` (first disagreeing module) and
+      ``"count"``; ``target_modules`` adds ``"missing"`` and ``"unexpected"`` (last components); a missing or
+      unreadable config adds ``"reason"``
+    - PK006: ``{}``
+    """
+
+class Counts(TypedDict):
+    adapter_tensors: int
+    adapter_modules: int
+    """Distinct module paths of the adapter (LoRA, other tuners, saved copies; not prompt embeddings)."""
+    matched: int
+    """Modules found in the base as they are."""
+    matched_after_rewrite: int
+    """Modules found only after the inferred rewrite."""
+    unmatched: int
+    base_tensors: int
+    base_shards: int
+    header_bytes: int
+    """Safetensors header bytes read for this report: 8 + N of the adapter plus those of every base file."""
+
+class Rewrite(TypedDict):
+    strip: str
+    """Leading components removed from the module path (after ``base_model.model.``): "" or ending in a dot."""
+    add: str
+    """Leading components put in front: "" or ending in a dot."""
+    coverage: float
+    """Modules matched after the rewrite / all adapter modules (exact matches not counted)."""
+
+class Report(TypedDict):
+    adapter: str
+    base: str
+    findings: list[Finding]
+    """In code order: PK001, PK002, PK003 (by module path), PK004, PK005; or PK006 alone."""
+    counts: Counts
+    rewrite: Rewrite | None
+    seconds: float
+
+def check_adapter(adapter: _Path, base: _Path, load_as: _LoadAs = "causal-lm") -> Report:
+    """Open ``base`` and check ``adapter`` against it (PK001-PK006); ``seconds`` covers both.
+
+    ``adapter``: a directory with ``adapter_model.safetensors`` (and ``adapter_config.json``), or a
+    ``.safetensors`` file (its config is looked up beside it). ``base``: a directory with ``model.safetensors``
+    (preferred) or ``model.safetensors.index.json`` + shards, or one ``.safetensors`` file or index.
+    ``load_as="base-model"`` checks against the tree ``AutoModel`` builds (base-model prefix stripped, heads
+    ``lm_head``/``score``/``classifier`` dropped).
+
+    Raises CheckpointError when the base or the adapter cannot be read, ValueError for a bad ``load_as``.
+    """
+
+class BaseIndex:
+    """A base checkpoint indexed once (headers only; shards read in parallel), to check many adapters.
+
+    Raises CheckpointError when the base cannot be read, ValueError for a bad ``load_as``.
+    Thread-safe; its checks release the GIL.
+    """
+
+    def __init__(self, path: _Path, load_as: _LoadAs = "causal-lm") -> None: ...
+    def check(self, adapter: _Path) -> Report:
+        """Check one adapter; raises CheckpointError when it cannot be read."""
+    def check_many(self, adapters: Sequence[_Path]) -> list[Report]:
+        """Check adapters in parallel (all cores), reports in input order. An adapter that cannot be read gives a
+        report with a single PK000 finding (``details = {"path", "reason"}``, adapter counts 0) instead of
+        raising."""
+    @property
+    def tensor_count(self) -> int:
+        """Tensors in the checkpoint's files (before the ``load_as`` view)."""
+    @property
+    def shard_count(self) -> int:
+        """Safetensors files read (1 for a single file)."""
+    @property
+    def header_bytes(self) -> int:
+        """Safetensors header bytes read: 8 + N per file."""
+    @property
+    def base_model_prefix(self) -> str:
+        """The first component all non-head keys share (``"model"``, ``"transformer"``, no dot), or ``""``."""
+    @property
+    def load_as(self) -> _LoadAs: ...
+    @property
+    def path(self) -> str:
+        """The base path as given."""
+
+def write_remapped(adapter: _Path, out: _Path, strip: str, add: str) -> int:
+    """Write ``adapter`` with every key rewritten: after PEFT's ``base_model.model.`` (kept when present), a key
+    starting with ``strip`` loses it and gets ``add`` in front (``strip``/``add`` get a trailing dot if they lack
+    one; prompt-learning keys stay). Dtypes, shapes, offsets and ``__metadata__`` are kept and the data section
+    is copied byte for byte (streamed). ``out`` ending in ``.safetensors`` is the output file; anything else is a
+    directory (created) that gets ``adapter_model.safetensors``. ``adapter_config.json`` is copied into the
+    output's directory. Files are written to a temporary name and renamed. Returns the number of tensors
+    written.
+
+    Raises CheckpointError when the adapter cannot be read, when two keys would get the same name, when ``out``
+    is the adapter itself, or when writing fails.
+    """
+
+def read_header(path: _Path) -> list[tuple[str, str, list[int], int, int]]:
+    """The validated header of one safetensors file: ``(name, dtype, shape, begin, end)`` per tensor in file
+    order (offsets relative to the data section). Raises CheckpointError."""

@@ -35,7 +35,7 @@ EXIT_ERROR = 2
 DEFAULT_COMMAND = "check"
 # Subcommands that live in other modules, imported only when used so `peftfix check` starts fast:
 # name -> "module:attribute" of a click.Command.
-LAZY_SUBCOMMANDS: dict[str, str] = {}
+LAZY_SUBCOMMANDS: dict[str, str] = {"keys": "peftfix.keys_cli:keys_command"}
 
 
 class UsageProblem(click.ClickException):

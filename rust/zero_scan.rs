@@ -1,0 +1,154 @@
+//! PK004's byte check: is a tensor all zeros? Reads only the bytes of the tensors asked
+//! about, through a memory map of the adapter file.
+//!
+//! For floating-point dtypes -0.0 counts as zero (only the sign bits may be set); for
+//! integer, boolean and unsigned-exponent types zero means every byte zero. The FNUZ
+//! fp8 formats have no negative zero (0x80 is their NaN), so they count bytes too.
+
+use std::fs::File;
+use std::path::Path;
+
+use memmap2::Mmap;
+
+use crate::ckpt_error::{CheckpointError, ErrorKind, Result};
+use crate::safetensors_header::Dtype;
+
+/// Bytes OR-ed together before each early-exit test.
+const BLOCK: usize = 4096;
+
+/// A read-only map of a whole file.
+pub struct MappedFile {
+    map: Mmap,
+}
+
+impl MappedFile {
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|err| CheckpointError::io(path, &err))?;
+        // SAFETY: the map is read-only and private to this call; peftfix never writes the
+        // adapter it checks. Another process truncating the file while it is scanned could
+        // fault the read, as with any mmap-based reader (safetensors itself maps files).
+        let map = unsafe { Mmap::map(&file) }.map_err(|err| CheckpointError::io(path, &err))?;
+        Ok(Self { map })
+    }
+
+    /// The file bytes `[start, end)`; an error when the file is now shorter than that.
+    pub fn bytes(&self, path: &Path, start: u64, end: u64) -> Result<&[u8]> {
+        let range = usize::try_from(start).ok().zip(usize::try_from(end).ok());
+        range
+            .and_then(|(start, end)| self.map.get(start..end))
+            .ok_or_else(|| {
+                CheckpointError::new(
+                    path,
+                    ErrorKind::Io(format!(
+                        "file shrank while it was read: bytes {start}..{end} are gone"
+                    )),
+                )
+            })
+    }
+}
+
+/// A little-endian 8-byte mask of the bits that must be zero for the value to be zero.
+fn mask(dtype: Dtype) -> u64 {
+    match dtype {
+        Dtype::F16 | Dtype::BF16 => 0x7FFF_7FFF_7FFF_7FFF,
+        Dtype::F32 | Dtype::C64 => 0x7FFF_FFFF_7FFF_FFFF,
+        Dtype::F64 => 0x7FFF_FFFF_FFFF_FFFF,
+        Dtype::F8E4M3 | Dtype::F8E5M2 => 0x7F7F_7F7F_7F7F_7F7F,
+        // Two E2M1 values per byte, a sign bit on top of each nibble.
+        Dtype::F4 => 0x7777_7777_7777_7777,
+        Dtype::Bool
+        | Dtype::U8
+        | Dtype::I8
+        | Dtype::U16
+        | Dtype::I16
+        | Dtype::U32
+        | Dtype::I32
+        | Dtype::U64
+        | Dtype::I64
+        | Dtype::F8E8M0
+        | Dtype::F8E4M3Fnuz
+        | Dtype::F8E5M2Fnuz
+        | Dtype::F6E2M3
+        | Dtype::F6E3M2 => u64::MAX,
+    }
+}
+
+/// Whether `bytes` (whole elements of `dtype`, starting on an element boundary) are all zero.
+pub fn is_all_zero(bytes: &[u8], dtype: Dtype) -> bool {
+    let mask = mask(dtype);
+    let mask_bytes = mask.to_le_bytes();
+    for block in bytes.chunks(BLOCK) {
+        let mut acc = 0u64;
+        let words = block.chunks_exact(8);
+        let tail = words.remainder();
+        for word in words {
+            let mut arr = [0u8; 8];
+            arr.copy_from_slice(word);
+            acc |= u64::from_le_bytes(arr);
+        }
+        if acc & mask != 0 {
+            return false;
+        }
+        // Block starts are multiples of 8 bytes, so a tail byte's position in the mask
+        // is its position in the word.
+        for (byte, m) in tail.iter().zip(mask_bytes.iter()) {
+            if byte & m != 0 {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zeros_and_negative_zeros() {
+        assert!(is_all_zero(&[0; 4099], Dtype::U8));
+        assert!(is_all_zero(&[], Dtype::F32));
+        let neg_zero_bf16: Vec<u8> = (0..1001).flat_map(|_| [0x00, 0x80]).collect();
+        assert!(is_all_zero(&neg_zero_bf16, Dtype::BF16));
+        assert!(is_all_zero(&neg_zero_bf16, Dtype::F16));
+        assert!(!is_all_zero(&neg_zero_bf16, Dtype::I16));
+        let neg_zero_f32: Vec<u8> = (0..7).flat_map(|_| (-0.0f32).to_le_bytes()).collect();
+        assert!(is_all_zero(&neg_zero_f32, Dtype::F32));
+        let neg_zero_f64: Vec<u8> = (0..3).flat_map(|_| (-0.0f64).to_le_bytes()).collect();
+        assert!(is_all_zero(&neg_zero_f64, Dtype::F64));
+        assert!(is_all_zero(&[0x80, 0x00, 0x80], Dtype::F8E4M3));
+        assert!(
+            !is_all_zero(&[0x80], Dtype::F8E4M3Fnuz),
+            "0x80 is NaN in FNUZ"
+        );
+        assert!(is_all_zero(&[0x88, 0x08], Dtype::F4));
+    }
+
+    #[test]
+    fn any_non_zero_value_is_found_wherever_it_is() {
+        for len in [1usize, 7, 8, 9, 4095, 4096, 4097, 10_000] {
+            for at in [0, len / 2, len - 1] {
+                let mut bytes = vec![0u8; len];
+                bytes[at] = 1;
+                assert!(!is_all_zero(&bytes, Dtype::U8), "len {len} at {at}");
+            }
+        }
+        let mut f32s: Vec<u8> = vec![0; 4 * 2000];
+        f32s[4 * 1500..4 * 1501].copy_from_slice(&1e-30f32.to_le_bytes());
+        assert!(!is_all_zero(&f32s, Dtype::F32));
+        let mut bf16 = vec![0u8; 2 * 3];
+        bf16[5] = 0x3f;
+        assert!(!is_all_zero(&bf16, Dtype::BF16));
+    }
+
+    #[test]
+    fn mapped_file_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, [1u8, 2, 3, 4]).unwrap();
+        let mapped = MappedFile::open(&path).unwrap();
+        assert_eq!(mapped.bytes(&path, 1, 3).unwrap(), &[2, 3]);
+        assert!(mapped.bytes(&path, 2, 9).is_err());
+        assert!(mapped.bytes(&path, 3, 2).is_err());
+    }
+}
