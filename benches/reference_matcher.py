@@ -478,13 +478,25 @@ def _read_config(path):
     return config, None
 
 
+def _peft_wrapper_len(key):
+    """Length of the key before its module path: through the first `base_model.model` component pair (with any
+    outer wrapper before it, such as DDP's `module.`), or 0 when the key has no such pair (missing prefix)."""
+    if key.startswith(PEFT_PREFIX):
+        return len(PEFT_PREFIX)
+    parts = key.split(".")
+    for i in range(len(parts) - 2):
+        if parts[i] == "base_model" and parts[i + 1] == "model":
+            return len(".".join(parts[: i + 2])) + 1
+    return 0
+
+
 def _classify(key):
     """(module path, kind, param) for an adapter key; module None when the key names no module.
 
     kind: a tuner parameter name (``lora_A``, ``ia3_l``, ...), ``copy`` (a saved module parameter: param names
     it) or ``ignored`` (``original_module``, prompt embeddings).
     """
-    path = key[len(PEFT_PREFIX):] if key.startswith(PEFT_PREFIX) else key
+    path = key[_peft_wrapper_len(key):]
     parts = path.split(".")
     count = len(parts)
     if parts[0] in UNPLACED:
@@ -526,10 +538,11 @@ def _classify(key):
 
 
 class _Module:
-    __slots__ = ("path", "tensors", "copies")
+    __slots__ = ("path", "tensors", "copies", "bad_prefix")
 
     def __init__(self, path):
         self.path = path
+        self.bad_prefix = False  # a key with an outer wrapper before `base_model.model.`, or without it
         self.tensors = {}  # (kind, param) -> (key, shape)
         self.copies = []  # (param, key, shape)
 
@@ -760,6 +773,7 @@ def _check(base, adapter):
 
     # Group the tensors by module.
     modules = {}
+    prefix_keys = []  # keys PEFT drops for their prefix (outer wrapper or no `base_model.model.`)
     for key, info in tensors.items():
         path, kind, param = _classify(key)
         if path is None:
@@ -767,6 +781,9 @@ def _check(base, adapter):
         module = modules.get(path)
         if module is None:
             module = modules[path] = _Module(path)
+        if _peft_wrapper_len(key) != len(PEFT_PREFIX):
+            module.bad_prefix = True
+            prefix_keys.append(key)
         if kind == "copy":
             module.copies.append((param, key, info["shape"]))
         else:
@@ -787,6 +804,7 @@ def _check(base, adapter):
             unmatched.append(path)
     counts["matched"] = len(target)
     explained = []
+    strip_text = add_text = ""
     if unmatched:
         best = _infer_rewrite(base, unmatched)
         if best is not None:
@@ -804,24 +822,46 @@ def _check(base, adapter):
             unmatched = still
             strip_text = "".join(part + "." for part in strip)
             add_text = "".join(part + "." for part in add)
-            # Coverage: the modules the rewrite explains / all adapter modules (exact matches not counted).
-            coverage = len(explained) / len(modules)
-            report["rewrite"] = {"strip": strip_text, "add": add_text, "coverage": coverage}
-            findings.append(
-                _finding(
-                    "PK001",
-                    f"{len(explained)} of {len(modules)} adapter modules match the base only after a prefix "
-                    f"rewrite ({_fmt_rewrite(strip_text, add_text)}): PEFT drops them silently and the model "
-                    f"stays the base model (e.g. `{explained[0]}` -> `{target[explained[0]]}`); fix the keys "
-                    "with `peftfix keys --write-remapped OUT`",
-                    {
-                        "rewrite": {"strip": strip_text, "add": add_text},
-                        "coverage": coverage,
-                        "modules": len(explained),
-                        "example": {"adapter": explained[0], "base": target[explained[0]]},
-                    },
-                )
+    # PK001 covers the modules PEFT drops today that match after the fix: those the rewrite explains, and the
+    # matched ones with keys outside `base_model.model.` (PEFT only loads keys under that prefix). Choice: no
+    # PK001 when the fix would make no module load (all of them are PK002).
+    explained_set = set(explained)
+    prefix_only = [path for path in target if modules[path].bad_prefix and path not in explained_set]
+    fixed = len(explained) + len(prefix_only)
+    if fixed:
+        coverage = fixed / len(modules)
+        report["rewrite"] = {"strip": strip_text, "add": add_text, "coverage": coverage}
+        example = explained[0] if explained else prefix_only[0]
+        parts = []
+        if explained:
+            parts.append(
+                f"{len(explained)} of {len(modules)} adapter modules match the base only after a prefix "
+                f"rewrite ({_fmt_rewrite(strip_text, add_text)})"
             )
+        details = {
+            "rewrite": {"strip": strip_text, "add": add_text},
+            "coverage": coverage,
+            "modules": fixed,
+            "example": {"adapter": example, "base": target[example]},
+        }
+        if prefix_keys:
+            first = min(prefix_keys)
+            found = first[: _peft_wrapper_len(first)]
+            how = f"start with `{found}` instead of `{PEFT_PREFIX}`" if found else f"lack `{PEFT_PREFIX}`"
+            parts.append(
+                f"{len(prefix_keys)} adapter keys {how} (e.g. `{first}`) and PEFT only loads keys under "
+                f"`{PEFT_PREFIX}`"
+            )
+            details["peft_prefix"] = {"found": found, "expected": PEFT_PREFIX, "keys": len(prefix_keys),
+                                      "first": first}
+        findings.append(
+            _finding(
+                "PK001",
+                f"{'; '.join(parts)}: PEFT drops them silently and the model stays the base model (e.g. "
+                f"`{example}` -> `{target[example]}`); fix the keys with `peftfix keys --write-remapped OUT`",
+                details,
+            )
+        )
     counts["matched_after_rewrite"] = len(explained)
     counts["unmatched"] = len(unmatched)
     if unmatched:
@@ -1016,13 +1056,14 @@ def check_adapter(adapter, base, load_as="causal-lm"):
 
 
 def _rewrite_key(key, strip, add):
-    prefix = PEFT_PREFIX if key.startswith(PEFT_PREFIX) else ""
-    rest = key[len(prefix):]
+    """`base_model.model.` + the module path (rewritten when it starts with `strip`) + the tuner parameter: an
+    outer wrapper before PEFT's prefix is dropped, a missing prefix added (PEFT only loads keys under it)."""
+    rest = key[_peft_wrapper_len(key):]
     if rest.split(".", 1)[0] in UNPLACED:
         return key  # no module path (prompt learning): nothing to rewrite
     if strip and not rest.startswith(strip):
-        return key
-    return prefix + add + rest[len(strip):]
+        return PEFT_PREFIX + rest
+    return PEFT_PREFIX + add + rest[len(strip):]
 
 
 def _as_prefix(text):
@@ -1032,7 +1073,8 @@ def _as_prefix(text):
 
 
 def write_remapped(adapter, out, strip, add):
-    """Write the adapter with every key rewritten (strip `strip`, then add `add`, after PEFT's prefix).
+    """Write the adapter with every key rewritten: `base_model.model.` + the module path (strip `strip`, then add
+    `add`) + the tuner parameter, any outer wrapper dropped and a missing PEFT prefix added.
 
     ``out`` is a directory (created; ``adapter_model.safetensors`` and ``adapter_config.json`` go in it) or a
     ``.safetensors`` path (the config is copied beside it). Tensor bytes are copied verbatim; the file is

@@ -1,9 +1,12 @@
 //! Adapter key -> (module path, role), as docs/keys.md describes.
 //!
-//! A key is `<prefix><module path>.<tuner parameter>`: PEFT's `base_model.model.` wrapper
-//! (kept when absent), a module path, then a trailing tuner parameter, optionally followed
-//! by an adapter name component and a final `.weight`/`.bias`. Classification works on
-//! string slices: in the common case the module path borrows from the key.
+//! A key is `[<outer wrapper>]<prefix><module path>.<tuner parameter>`: PEFT's
+//! `base_model.model.` prefix (the first occurrence of that component pair; components
+//! before it are an outer wrapper such as DDP's `module.`; a key without the pair has a
+//! missing prefix and is taken as is), a module path, then a trailing tuner parameter,
+//! optionally followed by an adapter name component and a final `.weight`/`.bias`.
+//! Classification works on string slices: in the common case the module path borrows
+//! from the key.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
@@ -11,6 +14,8 @@ use std::sync::LazyLock;
 use memchr::memmem::Finder;
 
 static MODULE_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("module"));
+static INNER_PREFIX_FINDER: LazyLock<Finder<'static>> =
+    LazyLock::new(|| Finder::new(".base_model.model."));
 
 /// PEFT's wrapper prefix on saved adapter keys.
 pub const PEFT_PREFIX: &str = "base_model.model.";
@@ -62,8 +67,12 @@ impl Role {
 /// A classified key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyParts<'a> {
-    /// Length of the `base_model.model.` wrapper at the start of the key (0 or 17).
+    /// Length of the key before the module path: the outer wrapper plus PEFT's
+    /// `base_model.model.` (0 when the key has no such pair).
     pub wrapper_len: usize,
+    /// Whether PEFT would load the key as is: it starts with `base_model.model.` (no
+    /// outer wrapper, no missing prefix).
+    pub peft_prefix_ok: bool,
     /// The module path (empty for [`Role::Unplaced`]).
     pub module: Cow<'a, str>,
     pub role: Role,
@@ -152,16 +161,27 @@ fn split_last(path: &str) -> (&str, &str) {
     }
 }
 
+/// Length of the key before its module path: through the first `base_model.model.`
+/// component pair (with any outer wrapper before it), or 0 when the key has none. A
+/// prefix check in the common case; a search only for keys that do not start with it.
+pub fn peft_wrapper_len(key: &str) -> usize {
+    if key.starts_with(PEFT_PREFIX) {
+        return PEFT_PREFIX.len();
+    }
+    match INNER_PREFIX_FINDER.find(key.as_bytes()) {
+        Some(dot) => dot + 1 + PEFT_PREFIX.len(),
+        None => 0,
+    }
+}
+
 /// Classifies one adapter key.
 pub fn classify(key: &str) -> KeyParts<'_> {
-    let wrapper_len = if key.starts_with(PEFT_PREFIX) {
-        PEFT_PREFIX.len()
-    } else {
-        0
-    };
+    let wrapper_len = peft_wrapper_len(key);
+    let peft_prefix_ok = wrapper_len == PEFT_PREFIX.len();
     let rest = key.get(wrapper_len..).unwrap_or("");
     let unplaced = || KeyParts {
         wrapper_len,
+        peft_prefix_ok,
         module: Cow::Borrowed(""),
         role: Role::Unplaced,
         is_bias: false,
@@ -198,6 +218,7 @@ pub fn classify(key: &str) -> KeyParts<'_> {
         if let Some(at) = find_component(rest, "original_module") {
             return KeyParts {
                 wrapper_len,
+                peft_prefix_ok,
                 module: Cow::Borrowed(rest.get(..at.saturating_sub(1)).unwrap_or("")),
                 role: Role::OriginalModule,
                 is_bias: false,
@@ -222,6 +243,7 @@ pub fn classify(key: &str) -> KeyParts<'_> {
     }
     KeyParts {
         wrapper_len,
+        peft_prefix_ok,
         module: Cow::Borrowed(head),
         role: Role::SavedCopy,
         is_bias: last == "bias",
@@ -239,6 +261,7 @@ fn tuner_key<'a>(
     let module = module.strip_suffix(".token_adapter").unwrap_or(module);
     KeyParts {
         wrapper_len,
+        peft_prefix_ok: wrapper_len == PEFT_PREFIX.len(),
         module: Cow::Borrowed(module),
         // A tuner parameter without a module path names nothing to match.
         role: if module.is_empty() {
@@ -269,6 +292,7 @@ fn saved_copy_wrapper(wrapper_len: usize, rest: &str, at: usize) -> KeyParts<'_>
     };
     KeyParts {
         wrapper_len,
+        peft_prefix_ok: wrapper_len == PEFT_PREFIX.len(),
         role: if module.is_empty() {
             Role::Unplaced
         } else {
@@ -324,6 +348,38 @@ mod tests {
         assert!(p.is_bias);
         assert_eq!(p.wrapper_len, 17);
         assert_eq!(classify("x.lora_A.weight").wrapper_len, 0);
+    }
+
+    #[test]
+    fn outer_wrappers_and_missing_prefixes() {
+        let m = "model.layers.0.self_attn.q_proj";
+        // DDP around the PeftModel: the module path starts after `base_model.model.`.
+        let p = classify("module.base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight");
+        assert_eq!((p.module.as_ref(), p.role), (m, Role::LoraA));
+        assert_eq!(p.wrapper_len, "module.base_model.model.".len());
+        assert!(!p.peft_prefix_ok);
+        // No PEFT prefix: taken as is, flagged.
+        let p = classify("model.layers.0.self_attn.q_proj.lora_B.weight");
+        assert_eq!((p.module.as_ref(), p.role), (m, Role::LoraB));
+        assert_eq!(p.wrapper_len, 0);
+        assert!(!p.peft_prefix_ok);
+        assert!(
+            classify("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight")
+                .peft_prefix_ok
+        );
+        // The first whole-component pair counts; lookalike components do not.
+        assert_eq!(
+            peft_wrapper_len("a.base_model.model.base_model.model.x.lora_A.weight"),
+            "a.base_model.model.".len()
+        );
+        assert_eq!(peft_wrapper_len("my_base_model.model.x.lora_A.weight"), 0);
+        assert_eq!(peft_wrapper_len("a.base_model.models.x.lora_A.weight"), 0);
+        assert_eq!(peft_wrapper_len("a.base_model.model"), 0);
+        // Saved copies behind an outer wrapper.
+        assert_eq!(
+            parts("module.base_model.model.lm_head.weight"),
+            ("lm_head".into(), Role::SavedCopy, false, "weight".into())
+        );
     }
 
     #[test]

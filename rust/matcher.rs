@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::adapter_config::{
     self, AdapterConfig, ConfigStatus, RankRules, RankSource, TargetModules,
 };
-use crate::adapter_keys::{classify, Role};
+use crate::adapter_keys::{classify, Role, PEFT_PREFIX};
 use crate::adapter_path::{self, AdapterPaths};
 use crate::checkpoint::{path_hash, BaseIndex, LoadAs};
 use crate::ckpt_error::{quote, Result};
@@ -47,6 +47,9 @@ const VOCAB_MODULES: [&str; 10] = [
 const LORA: u8 = 1;
 const OTHER: u8 = 2;
 const SAVED: u8 = 4;
+/// At least one of the module's keys has an outer wrapper before `base_model.model.` or
+/// lacks that prefix: PEFT drops it.
+const BAD_PREFIX: u8 = 8;
 
 /// One adapter module and its tensors (indices into the header). The path is a span of
 /// one of its keys, or an entry of [`Scratch::owned`] when it had to be built.
@@ -95,6 +98,11 @@ struct Scratch {
     generation: u32,
     /// Modules the base lacks, by path hash (module indices).
     unmatched_table: HashTable<u32>,
+    /// Keys (with a module path) that PEFT drops for their prefix: an outer wrapper before
+    /// `base_model.model.`, or no such prefix.
+    prefix_keys: u64,
+    /// The first of those keys by name (a tensor index), [`NONE`] when there is none.
+    prefix_first: u32,
 }
 
 thread_local! {
@@ -126,8 +134,12 @@ fn group(scratch: &mut Scratch, base: &BaseIndex) -> Vec<u32> {
         stamps,
         generation,
         unmatched_table,
+        prefix_keys,
+        prefix_first,
     } = scratch;
     unmatched_table.clear();
+    *prefix_keys = 0;
+    *prefix_first = NONE;
     modules.clear();
     saved.clear();
     owned.clear();
@@ -240,6 +252,17 @@ fn group(scratch: &mut Scratch, base: &BaseIndex) -> Vec<u32> {
             continue;
         };
         let i = i as u32;
+        if !parts.peft_prefix_ok {
+            module.kinds |= BAD_PREFIX;
+            *prefix_keys += 1;
+            let first_is_later = header
+                .tensors()
+                .get(*prefix_first as usize)
+                .is_none_or(|t| header.name(t) > key);
+            if first_is_later {
+                *prefix_first = i;
+            }
+        }
         let slot = |s: &mut u32| {
             if *s == NONE {
                 *s = i;
@@ -309,7 +332,15 @@ fn run_check(base: &BaseIndex, paths: &AdapterPaths, scratch: &mut Scratch) -> R
         header: &scratch.header,
         owned: &scratch.owned,
     }
-    .run(&mut scratch.modules, &scratch.saved, unmatched)
+    .run(
+        &mut scratch.modules,
+        &scratch.saved,
+        unmatched,
+        PrefixIssue {
+            keys: scratch.prefix_keys,
+            first: scratch.prefix_first,
+        },
+    )
 }
 
 /// Like [`check`], but an unreadable adapter gives a report with one PK000 finding.
@@ -339,6 +370,29 @@ pub fn check_with_base_path(adapter: &Path, base: &Path, load_as: LoadAs) -> Res
     let mut report = check(&index, adapter)?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// The adapter keys PEFT drops for their prefix (see [`Scratch::prefix_keys`]).
+#[derive(Debug, Clone, Copy)]
+struct PrefixIssue {
+    keys: u64,
+    /// Tensor index of the first such key by name.
+    first: u32,
+}
+
+/// What PK001 reports: the module-path rewrite and/or the PEFT prefix fix.
+struct Pk001<'a> {
+    strip: &'a str,
+    add: &'a str,
+    /// Modules the module-path rewrite matches.
+    rewritten: usize,
+    /// Modules that match after the fix and that PEFT drops today.
+    fixed: usize,
+    coverage: f64,
+    total: usize,
+    example: Option<(&'a str, &'a str)>,
+    /// `(found prefix, affected keys, first affected key)`.
+    prefix: Option<(&'a str, u64, &'a str)>,
 }
 
 struct Checker<'a> {
@@ -372,6 +426,7 @@ impl Checker<'_> {
         modules: &mut [Module],
         saved: &[Saved],
         unmatched_ids: Vec<u32>,
+        prefix_issue: PrefixIssue,
     ) -> Result<Report> {
         let base = self.base;
         let mut counts = Counts {
@@ -422,12 +477,18 @@ impl Checker<'_> {
         let inferred = prefix_rewrite::infer(base, &unmatched_paths);
         drop(unmatched_paths);
         let mut still_unmatched: Vec<u32> = unmatched_ids.clone();
+        // Per module: matched by the module-path rewrite.
+        let mut rewritten = Vec::new();
         if let Some(inferred) = &inferred {
+            rewritten = vec![false; modules.len()];
             let mut explained = vec![false; unmatched_ids.len()];
             for &(i, base_id) in &inferred.matches {
                 if let (Some(&id), Some(flag)) = (unmatched_ids.get(i), explained.get_mut(i)) {
                     if let Some(m) = modules.get_mut(id as usize) {
                         m.base = base_id;
+                    }
+                    if let Some(r) = rewritten.get_mut(id as usize) {
+                        *r = true;
                     }
                     *flag = true;
                 }
@@ -439,24 +500,67 @@ impl Checker<'_> {
                 .map(|(&id, _)| id)
                 .collect();
             counts.matched_after_rewrite = inferred.matches.len() as u64;
+        }
+        // Modules PEFT drops today that match after the fix: those the rewrite explains,
+        // and matched ones with keys outside `base_model.model.`.
+        let (fixed, first_prefix_only) = if inferred.is_some() || prefix_issue.keys > 0 {
+            let mut fixed = 0usize;
+            let mut first = None;
+            for (id, m) in modules.iter().enumerate() {
+                if m.base == NONE {
+                    continue;
+                }
+                let by_rewrite = rewritten.get(id).copied().unwrap_or(false);
+                if by_rewrite || m.kinds & BAD_PREFIX != 0 {
+                    fixed += 1;
+                    if !by_rewrite && first.is_none() {
+                        first = Some(id);
+                    }
+                }
+            }
+            (fixed, first)
+        } else {
+            (0, None)
+        };
+        if fixed > 0 {
             let coverage = if modules.is_empty() {
                 0.0
             } else {
-                inferred.matches.len() as f64 / modules.len() as f64
+                fixed as f64 / modules.len() as f64
             };
-            let example = inferred.matches.first().map(|&(i, base_id)| {
-                let adapter_path = unmatched_ids
-                    .get(i)
-                    .and_then(|&id| modules.get(id as usize))
-                    .map_or("", |m| self.path(m));
-                (adapter_path, base.module_path(base_id))
+            let (strip, add) = inferred
+                .as_ref()
+                .map_or(("", ""), |r| (r.strip.as_str(), r.add.as_str()));
+            let example = match inferred.as_ref().and_then(|r| r.matches.first()) {
+                Some(&(i, base_id)) => {
+                    let adapter_path = unmatched_ids
+                        .get(i)
+                        .and_then(|&id| modules.get(id as usize))
+                        .map_or("", |m| self.path(m));
+                    Some((adapter_path, base.module_path(base_id)))
+                }
+                None => first_prefix_only
+                    .and_then(|id| modules.get(id))
+                    .map(|m| (self.path(m), base.module_path(m.base))),
+            };
+            let prefix = (prefix_issue.keys > 0).then(|| {
+                let key = self.name(prefix_issue.first);
+                let len = crate::adapter_keys::peft_wrapper_len(key);
+                (key.get(..len).unwrap_or(""), prefix_issue.keys, key)
             });
-            report
-                .findings
-                .push(self.pk001(inferred, coverage, modules.len(), example));
+            report.findings.push(self.pk001(&Pk001 {
+                strip,
+                add,
+                rewritten: inferred.as_ref().map_or(0, |r| r.matches.len()),
+                fixed,
+                coverage,
+                total: modules.len(),
+                example,
+                prefix,
+            }));
             report.rewrite = Some(Rewrite {
-                strip: inferred.strip.clone(),
-                add: inferred.add.clone(),
+                strip: strip.to_string(),
+                add: add.to_string(),
                 coverage,
             });
         }
@@ -551,66 +655,93 @@ impl Checker<'_> {
         Ok(report)
     }
 
-    fn pk001(
-        &self,
-        inferred: &prefix_rewrite::Inferred,
-        coverage: f64,
-        total: usize,
-        example: Option<(&str, &str)>,
-    ) -> Finding {
-        let describe = match (inferred.strip.is_empty(), inferred.add.is_empty()) {
-            (false, true) => format!("strip {}", quote(&inferred.strip)),
-            (true, false) => format!("add {}", quote(&inferred.add)),
-            _ => format!(
-                "strip {}, add {}",
-                quote(&inferred.strip),
-                quote(&inferred.add)
-            ),
+    fn pk001(&self, f: &Pk001<'_>) -> Finding {
+        let describe = match (f.strip.is_empty(), f.add.is_empty()) {
+            (false, true) => format!("strip {}", quote(f.strip)),
+            (true, false) => format!("add {}", quote(f.add)),
+            _ => format!("strip {}, add {}", quote(f.strip), quote(f.add)),
         };
         let prefix_dot = format!("{}.", self.base.base_model_prefix);
-        let hint = if inferred.strip.contains("_orig_mod.") {
+        let hint = if f.strip.contains("_orig_mod.") {
             "; these are the keys of a torch.compile'd model (save the original module, `model._orig_mod`)"
-        } else if inferred.strip.starts_with("module.") {
+        } else if f.strip.starts_with("module.") {
             "; these are the keys of a DDP/DataParallel-wrapped model (save `model.module`)"
-        } else if inferred.strip.contains("language_model.") {
+        } else if f.strip.contains("language_model.") {
             "; the adapter was trained inside a multimodal wrapper"
         } else if self.base.load_as == LoadAs::BaseModel
-            && inferred.strip == prefix_dot
-            && inferred.add.is_empty()
+            && f.strip == prefix_dot
+            && f.add.is_empty()
         {
             "; the adapter was trained on AutoModelForCausalLM but is loaded into AutoModel (load the base \
              with AutoModelForCausalLM instead)"
-        } else if self.base.load_as == LoadAs::CausalLm
-            && inferred.add == prefix_dot
-            && inferred.strip.is_empty()
+        } else if self.base.load_as == LoadAs::CausalLm && f.add == prefix_dot && f.strip.is_empty()
         {
             "; the adapter was trained on a bare AutoModel and is loaded into AutoModelForCausalLM"
         } else {
             ""
         };
-        let n = inferred.matches.len();
-        let (example_text, example) = match example {
+        let total = f.total;
+        let (example_text, example) = match f.example {
             Some((adapter, base)) => (
                 format!(" (e.g. {} -> {})", quote(adapter), quote(base)),
                 json!({"adapter": adapter, "base": base}),
             ),
             None => (String::new(), Value::Null),
         };
+        let mut parts = Vec::new();
+        if f.rewritten > 0 {
+            parts.push(format!(
+                "{} of {total} adapter modules match the base only after a prefix rewrite, {describe}\
+                 {example_text}{hint}",
+                f.rewritten
+            ));
+        }
+        let mut details = json!({
+            "rewrite": {"strip": f.strip, "add": f.add},
+            "coverage": f.coverage,
+            "modules": f.fixed,
+            "example": example,
+        });
+        if let Some((found, keys, first)) = f.prefix {
+            let what = if found.is_empty() {
+                format!("lack PEFT's {} prefix", quote(PEFT_PREFIX))
+            } else {
+                format!(
+                    "start with {} instead of PEFT's {}",
+                    quote(found),
+                    quote(PEFT_PREFIX)
+                )
+            };
+            let wrapper_hint = if found.starts_with("module.") {
+                " (a DDP/DataParallel-wrapped PeftModel: save `model.module`)"
+            } else if found.contains("_orig_mod.") {
+                " (a torch.compile'd PeftModel: save `model._orig_mod`)"
+            } else {
+                ""
+            };
+            parts.push(format!(
+                "{keys} adapter keys {what} (e.g. {}){wrapper_hint}: PEFT only loads keys under {}",
+                quote(first),
+                quote(PEFT_PREFIX)
+            ));
+            if let Some(map) = details.as_object_mut() {
+                map.insert(
+                    "peft_prefix".into(),
+                    json!({"found": found, "expected": PEFT_PREFIX, "keys": keys, "first": first}),
+                );
+            }
+        }
+        let n = f.fixed;
         Finding {
             code: "PK001",
             message: format!(
-                "{n} of {total} adapter modules match the base only after a prefix rewrite, {describe}\
-                 {example_text}{hint}. PEFT matches adapter keys to the model's modules by exact name and \
-                 silently drops the ones that do not match, so these weights never load and the model's \
-                 output equals the base model's. Fix the keys with `peftfix keys ADAPTER --base BASE \
-                 --write-remapped OUT` (tensor bytes unchanged) and load OUT"
+                "{}. {n} of {total} adapter modules are affected: PEFT matches adapter keys to the model's \
+                 modules by exact name and silently drops the ones that do not match, so these weights never \
+                 load and the model's output equals the base model's. Fix the keys with `peftfix keys ADAPTER \
+                 --base BASE --write-remapped OUT` (tensor bytes unchanged) and load OUT",
+                parts.join("; ")
             ),
-            details: json!({
-                "rewrite": {"strip": inferred.strip, "add": inferred.add},
-                "coverage": coverage,
-                "modules": n,
-                "example": example,
-            }),
+            details,
         }
     }
 
@@ -1258,6 +1389,104 @@ mod tests {
             let again = check(&fx.base, &fixed).unwrap();
             assert!(again.findings.is_empty(), "{prefix}: {:#?}", again.findings);
         }
+    }
+
+    #[test]
+    fn ddp_outer_wrapper_is_pk001_and_remapping_fixes_it() {
+        let fx = fixture(LoadAs::CausalLm);
+        let t: Vec<_> = qv_tensors("model.", 3)
+            .into_iter()
+            .map(|(k, d, s, f)| (format!("module.{k}"), d, s, f))
+            .collect();
+        let report = fx.check("ddp-outer", &t, Some(CONFIG_QV));
+        assert_eq!(report.codes(), ["PK001"], "{:#?}", report.findings);
+        let f = finding(&report, "PK001");
+        assert_eq!(f.details["rewrite"], json!({"strip": "", "add": ""}));
+        assert_eq!(f.details["coverage"], json!(1.0));
+        assert_eq!(f.details["modules"], json!(4));
+        assert_eq!(
+            f.details["peft_prefix"],
+            json!({
+                "found": "module.base_model.model.",
+                "expected": "base_model.model.",
+                "keys": 8,
+                "first": "module.base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight",
+            })
+        );
+        assert!(
+            f.message
+                .contains("PEFT only loads keys under `base_model.model.`"),
+            "{}",
+            f.message
+        );
+        assert_eq!(report.counts.matched, 4);
+        assert_eq!(report.counts.matched_after_rewrite, 0);
+        let rewrite = report.rewrite.clone().unwrap();
+        assert_eq!((rewrite.strip.as_str(), rewrite.add.as_str()), ("", ""));
+        let fixed = fx.dir.path().join("fixed-ddp-outer");
+        crate::remap::write_remapped(&fx.dir.path().join("ddp-outer"), &fixed, "", "").unwrap();
+        let again = check(&fx.base, &fixed).unwrap();
+        assert!(again.findings.is_empty(), "{:#?}", again.findings);
+    }
+
+    #[test]
+    fn missing_peft_prefix_is_pk001_and_remapping_fixes_it() {
+        let fx = fixture(LoadAs::CausalLm);
+        let strip_peft = |prefix: &str| -> Vec<_> {
+            qv_tensors(prefix, 3)
+                .into_iter()
+                .map(|(k, d, s, f)| (k["base_model.model.".len()..].to_string(), d, s, f))
+                .collect()
+        };
+        // Module paths match as they are: only the PEFT prefix is wrong.
+        let report = fx.check("no-prefix", &strip_peft("model."), Some(CONFIG_QV));
+        assert_eq!(report.codes(), ["PK001"], "{:#?}", report.findings);
+        let f = finding(&report, "PK001");
+        assert_eq!(f.details["rewrite"], json!({"strip": "", "add": ""}));
+        assert_eq!(f.details["coverage"], json!(1.0));
+        assert_eq!(f.details["peft_prefix"]["found"], json!(""));
+        assert_eq!(
+            f.details["peft_prefix"]["expected"],
+            json!("base_model.model.")
+        );
+        assert_eq!(f.details["peft_prefix"]["keys"], json!(8));
+        assert!(f.message.contains("lack PEFT's"), "{}", f.message);
+        let rewrite = report.rewrite.clone().unwrap();
+        assert_eq!((rewrite.strip.as_str(), rewrite.add.as_str()), ("", ""));
+        let fixed = fx.dir.path().join("fixed-no-prefix");
+        crate::remap::write_remapped(&fx.dir.path().join("no-prefix"), &fixed, "", "").unwrap();
+        let again = check(&fx.base, &fixed).unwrap();
+        assert!(again.findings.is_empty(), "{:#?}", again.findings);
+
+        // Both: a module-path rewrite and a missing prefix, one PK001.
+        let report = fx.check("no-prefix-automodel", &strip_peft(""), Some(CONFIG_QV));
+        assert_eq!(report.codes(), ["PK001"], "{:#?}", report.findings);
+        let f = finding(&report, "PK001");
+        assert_eq!(f.details["rewrite"], json!({"strip": "", "add": "model."}));
+        assert_eq!(f.details["coverage"], json!(1.0));
+        assert_eq!(f.details["peft_prefix"]["found"], json!(""));
+        let fixed = fx.dir.path().join("fixed-no-prefix-automodel");
+        crate::remap::write_remapped(
+            &fx.dir.path().join("no-prefix-automodel"),
+            &fixed,
+            "",
+            "model.",
+        )
+        .unwrap();
+        let again = check(&fx.base, &fixed).unwrap();
+        assert!(again.findings.is_empty(), "{:#?}", again.findings);
+
+        // Half the keys without the prefix: coverage counts the affected modules only.
+        let mut t = qv_tensors("model.", 3);
+        for entry in t.iter_mut().filter(|e| e.0.contains(".layers.1.")) {
+            entry.0 = entry.0["base_model.model.".len()..].to_string();
+        }
+        let report = fx.check("half-no-prefix", &t, Some(CONFIG_QV));
+        assert_eq!(report.codes(), ["PK001"], "{:#?}", report.findings);
+        let f = finding(&report, "PK001");
+        assert_eq!(f.details["coverage"], json!(0.5));
+        assert_eq!(f.details["modules"], json!(2));
+        assert_eq!(f.details["peft_prefix"]["keys"], json!(4));
     }
 
     #[test]

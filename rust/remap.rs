@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustc_hash::FxHashSet;
 
 use crate::adapter_config::CONFIG_FILE;
-use crate::adapter_keys::{PEFT_PREFIX, UNPLACED};
+use crate::adapter_keys::{peft_wrapper_len, PEFT_PREFIX, UNPLACED};
 use crate::adapter_path::{self, WEIGHTS_FILE};
 use crate::ckpt_error::{CheckpointError, ErrorKind, Result};
 use crate::safetensors_header::Header;
@@ -30,23 +30,20 @@ fn as_prefix(text: &str) -> String {
     }
 }
 
-/// `key` rewritten: after PEFT's `base_model.model.` wrapper (kept), a key that starts
-/// with `strip` loses it and gains `add`. Prompt-learning keys (no module path) and keys
-/// not starting with `strip` are unchanged.
+/// `key` rewritten to the form PEFT loads: `base_model.model.` + the module path (which
+/// loses `strip` and gains `add` when it starts with `strip`) + the tuner parameter. An
+/// outer wrapper before `base_model.model.` (DDP's `module.`) is dropped and a missing
+/// `base_model.model.` is added. Prompt-learning keys (no module path) are unchanged.
 pub fn rewrite_key(key: &str, strip: &str, add: &str) -> String {
-    let wrapper_len = if key.starts_with(PEFT_PREFIX) {
-        PEFT_PREFIX.len()
-    } else {
-        0
-    };
-    let (wrapper, rest) = key.split_at_checked(wrapper_len).unwrap_or(("", key));
+    let wrapper_len = peft_wrapper_len(key);
+    let rest = key.get(wrapper_len..).unwrap_or(key);
     let first = rest.split('.').next().unwrap_or(rest);
     if UNPLACED.contains(&first) {
         return key.to_string();
     }
     match rest.strip_prefix(strip) {
-        Some(tail) => format!("{wrapper}{add}{tail}"),
-        None => key.to_string(),
+        Some(tail) => format!("{PEFT_PREFIX}{add}{tail}"),
+        None => format!("{PEFT_PREFIX}{rest}"),
     }
 }
 
@@ -239,11 +236,28 @@ mod tests {
         );
         assert_eq!(
             rewrite_key("module.x.lora_B.weight", "module.", "model."),
-            "model.x.lora_B.weight"
+            "base_model.model.model.x.lora_B.weight"
         );
         assert_eq!(
             rewrite_key("other.x.lora_B.weight", "module.", ""),
-            "other.x.lora_B.weight"
+            "base_model.model.other.x.lora_B.weight"
+        );
+        // An outer wrapper before PEFT's prefix is dropped; a missing prefix is added.
+        assert_eq!(
+            rewrite_key("module.base_model.model.model.x.lora_A.weight", "", ""),
+            "base_model.model.model.x.lora_A.weight"
+        );
+        assert_eq!(
+            rewrite_key("module.base_model.model.x.lora_A.weight", "", "model."),
+            "base_model.model.model.x.lora_A.weight"
+        );
+        assert_eq!(
+            rewrite_key("model.x.lora_A.weight", "", ""),
+            "base_model.model.model.x.lora_A.weight"
+        );
+        assert_eq!(
+            rewrite_key("base_model.model.model.x.lora_A.weight", "_orig_mod.", ""),
+            "base_model.model.model.x.lora_A.weight"
         );
         assert_eq!(
             rewrite_key("prompt_embeddings", "", "model."),

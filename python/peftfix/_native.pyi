@@ -116,7 +116,8 @@ class Counts(TypedDict):
 
 class Rewrite(TypedDict):
     strip: str
-    """Leading components removed from the module path (after ``base_model.model.``): "" or ending in a dot."""
+    """Leading components removed from the module path (after ``base_model.model.`` and any outer wrapper before
+    it): "" or ending in a dot. ``strip`` and ``add`` are both "" when only the PEFT prefix is wrong."""
     add: str
     """Leading components put in front: "" or ending in a dot."""
     coverage: float
@@ -176,9 +177,10 @@ class BaseIndex:
         """The base path as given."""
 
 def write_remapped(adapter: _Path, out: _Path, strip: str, add: str) -> int:
-    """Write ``adapter`` with every key rewritten: after PEFT's ``base_model.model.`` (kept when present), a key
-    starting with ``strip`` loses it and gets ``add`` in front (``strip``/``add`` get a trailing dot if they lack
-    one; prompt-learning keys stay). Dtypes, shapes, offsets and ``__metadata__`` are kept and the data section
+    """Write ``adapter`` with every key in the form PEFT loads: ``base_model.model.`` + the module path + the tuner
+    parameter, where a module path starting with ``strip`` loses it and gets ``add`` in front (``strip``/``add``
+    get a trailing dot if they lack one), an outer wrapper before ``base_model.model.`` (DDP's ``module.``) is
+    dropped and a missing ``base_model.model.`` is added; prompt-learning keys stay. Dtypes, shapes, offsets and ``__metadata__`` are kept and the data section
     is copied byte for byte (streamed). ``out`` ending in ``.safetensors`` is the output file; anything else is a
     directory (created) that gets ``adapter_model.safetensors``. ``adapter_config.json`` is copied into the
     output's directory. Files are written to a temporary name and renamed. Returns the number of tensors

@@ -260,11 +260,13 @@ def write_remapped(adapter: PathLike, out: PathLike, report_or_rewrite: RewriteL
 
     ``out`` is a directory (``adapter_model.safetensors`` + a copy of ``adapter_config.json``) or a
     ``.safetensors`` path. Tensor bytes are copied unchanged. Returns the number of tensors written. Raises
-    :class:`CheckpointError` when the adapter cannot be read, ``ValueError`` when there is nothing to rewrite.
+    :class:`CheckpointError` when the adapter cannot be read, ``ValueError`` when a report has no rewrite.
+
+    Every key is written as ``base_model.model.`` + the rewritten module path + the tuner parameter (any outer
+    wrapper such as DDP's ``module.`` dropped, a missing ``base_model.model.`` added), so an empty rewrite
+    (``strip`` and ``add`` both "") still fixes keys that PEFT would drop for their prefix.
     """
     strip, add = _rewrite_of(report_or_rewrite)
-    if not strip and not add:
-        raise ValueError("the rewrite neither strips nor adds a prefix")
     return int(_native().write_remapped(os.fspath(adapter), os.fspath(out), strip, add))
 
 

@@ -112,32 +112,34 @@ def test_keys_without_the_peft_prefix_are_dropped_silently_by_peft(checkpoints):
     assert any("missing adapter keys" in str(w.message).lower() for w in caught)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="docs/keys.md takes keys without `base_model.model.` as is, so they match; PEFT 0.21 drops them",
-)
 def test_keys_without_the_peft_prefix_are_reported(matcher, checkpoints):
     report = matcher.check_adapter(str(checkpoints.adapters["no-peft-prefix"]), str(checkpoints.bases["llama"]))
     assert report["findings"], report
+    (finding,) = report["findings"]
+    assert finding["code"] == "PK001"
+    assert finding["details"]["peft_prefix"]["found"] == ""
+    assert finding["details"]["peft_prefix"]["expected"] == PEFT
+    assert finding["details"]["coverage"] == 1.0
+    assert report["rewrite"] == {"strip": "", "add": "", "coverage": 1.0}
 
 
 def test_ddp_around_the_peft_model_is_a_prefix_rewrite(matcher, checkpoints):
+    # The module paths start after `base_model.model.` and match as they are; the outer `module.` is what PEFT
+    # cannot load, so PK001 reports the PEFT prefix (the module-path rewrite is empty).
     report = matcher.check_adapter(str(checkpoints.adapters["ddp-outer"]), str(checkpoints.bases["llama"]))
     assert [f["code"] for f in report["findings"]] == ["PK001"]
-    assert report["rewrite"]["strip"] == "module.base_model.model." and report["rewrite"]["add"] == ""
+    assert report["rewrite"]["strip"] == "" and report["rewrite"]["add"] == ""
+    assert report["findings"][0]["details"]["peft_prefix"]["found"] == "module." + PEFT
+    assert f"only loads keys under `{PEFT}`" in report["findings"][0]["message"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="write_remapped keeps `base_model.model.` only where the key had it at the start: keys saved as "
-    "`module.base_model.model.<path>` come out as `<path>`, which PEFT 0.21 still drops",
-)
-def test_ddp_around_the_peft_model_is_fixed_by_write_remapped(matcher, checkpoints, tmp_path):
+@pytest.mark.parametrize("name", ["ddp-outer", "no-peft-prefix"])
+def test_wrong_peft_prefix_is_fixed_by_write_remapped(matcher, checkpoints, tmp_path, name):
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    adapter = str(checkpoints.adapters["ddp-outer"])
+    adapter = str(checkpoints.adapters[name])
     report = matcher.check_adapter(adapter, str(checkpoints.bases["llama"]))
     matcher.write_remapped(adapter, str(tmp_path / "fixed"), report["rewrite"]["strip"], report["rewrite"]["add"])
     model = AutoModelForCausalLM.from_pretrained(checkpoints.bases["llama"]).eval()

@@ -1,7 +1,7 @@
 """The native matcher and the plain-Python reference report the same findings on every fixture.
 
 Compared per fixture: whether the check raises CheckpointError (PK000), the set of (code, key details) —
-PK001: the rewrite and its coverage; PK002: how many modules; PK003: module, adapter shape, base shape;
+PK001: the rewrite, its coverage and modules, and the PEFT prefix found; PK002: how many modules; PK003: module, adapter shape, base shape;
 PK005: which config field; PK004/PK006: the code alone — the inferred rewrite, and the module counts.
 """
 
@@ -19,7 +19,17 @@ def finding_key(finding: dict) -> tuple:
     code, details = finding["code"], finding.get("details") or {}
     if code == "PK001":
         rewrite = details.get("rewrite") or {}
-        return code, rewrite.get("strip"), rewrite.get("add"), round(float(details.get("coverage", -1)), 6)
+        prefix = details.get("peft_prefix") or {}
+        return (
+            code,
+            rewrite.get("strip"),
+            rewrite.get("add"),
+            round(float(details.get("coverage", -1)), 6),
+            details.get("modules"),
+            prefix.get("found"),
+            prefix.get("keys"),
+            prefix.get("first"),
+        )
     if code == "PK002":
         return code, details.get("count")
     if code == "PK003":

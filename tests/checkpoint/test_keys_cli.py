@@ -44,6 +44,20 @@ def test_write_remapped_gives_a_clean_adapter(checkpoints, tmp_path):
     assert keys(str(out), "--base", base).returncode == 0
 
 
+@pytest.mark.parametrize("name", ["ddp-outer", "no-peft-prefix"])
+def test_write_remapped_fixes_the_peft_prefix(checkpoints, tmp_path, name):
+    # Module paths match as they are: only the PEFT prefix is wrong, so the rewrite is empty yet still applied.
+    base = str(checkpoints.bases["llama"])
+    result = keys(str(checkpoints.adapters[name]), "--base", base, "--format", "json")
+    (finding,) = json.loads(result.stdout)
+    assert finding["code"] == "PK001" and finding["details"]["rewrite"] == {"strip": "", "add": ""}
+    assert finding["details"]["peft_prefix"]["expected"] == "base_model.model."
+    out = tmp_path / "fixed"
+    result = keys(str(checkpoints.adapters[name]), "--base", base, "--write-remapped", str(out))
+    assert result.returncode == 1 and "wrote" in result.stderr, result.stderr
+    assert keys(str(out), "--base", base).returncode == 0
+
+
 def test_adapter_trained_on_automodel_against_the_causal_lm_checkpoint(checkpoints):
     result = keys(str(checkpoints.adapters["automodel"]), "--base", str(checkpoints.bases["llama"]), "--format", "json")
     (finding,) = json.loads(result.stdout)
