@@ -7,10 +7,6 @@ Library entry points (imported on first use, so ``import peftfix`` stays light):
 - ``peftfix.check_source(source, filename)`` — the source rules on text in memory.
 """
 
-from peftfix.about import version as _version
-
-__version__ = _version()
-
 _LAZY = {
     "check_adapter": "peftfix.checkpoint",
     "BaseIndex": "peftfix.checkpoint",
@@ -22,6 +18,10 @@ _LAZY = {
 
 
 def __getattr__(name: str):
+    if name == "__version__":  # importlib.metadata costs ~40 ms: only when asked
+        from peftfix.about import version
+
+        return version()
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'peftfix' has no attribute {name!r}")

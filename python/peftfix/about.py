@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from importlib import metadata
 
 DISTRIBUTION = "peftfix"
 # Used when running from a source tree that is not installed, or when the metadata names no URL.
@@ -13,6 +12,8 @@ FALLBACK_VERSION = "0+unknown"
 
 @functools.lru_cache(maxsize=1)
 def version() -> str:
+    from importlib import metadata  # ~40 ms to import: only when the version is asked for
+
     try:
         return metadata.version(DISTRIBUTION)
     except metadata.PackageNotFoundError:
@@ -21,6 +22,8 @@ def version() -> str:
 
 @functools.lru_cache(maxsize=1)
 def homepage() -> str:
+    from importlib import metadata
+
     try:
         meta = metadata.metadata(DISTRIBUTION)
     except metadata.PackageNotFoundError:
