@@ -4,7 +4,9 @@ Library entry points (imported on first use, so ``import peftfix`` stays light):
 
 - ``peftfix.check_adapter(adapter, base, load_as="causal-lm")`` and ``peftfix.BaseIndex`` — checkpoint checks;
 - ``peftfix.write_remapped(adapter, out, report)`` — write an adapter with its keys fixed;
-- ``peftfix.check_source(source, filename)`` — the source rules on text in memory.
+- ``peftfix.check_source(source, filename)`` — the source rules on text in memory;
+- ``peftfix.verify_adapter(adapter, base=None)`` and ``peftfix.verify_model(peft_model)`` — runtime checks
+  (PV001-PV004; need the ``verify`` extra).
 """
 
 _LAZY = {
@@ -14,6 +16,8 @@ _LAZY = {
     "write_remapped": "peftfix.checkpoint",
     "check_source": "peftfix.source.engine",
     "fix_source": "peftfix.source.engine",
+    "verify_adapter": "peftfix.verify",
+    "verify_model": "peftfix.verify",
 }
 
 

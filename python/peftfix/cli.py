@@ -35,7 +35,10 @@ EXIT_ERROR = 2
 DEFAULT_COMMAND = "check"
 # Subcommands that live in other modules, imported only when used so `peftfix check` starts fast:
 # name -> "module:attribute" of a click.Command.
-LAZY_SUBCOMMANDS: dict[str, str] = {"keys": "peftfix.keys_cli:keys_command"}
+LAZY_SUBCOMMANDS: dict[str, str] = {
+    "keys": "peftfix.keys_cli:keys_command",
+    "verify": "peftfix.verify_cli:verify_command",
+}
 
 
 class UsageProblem(click.ClickException):
