@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional, Union
 
-from peftfix.diagnostics import Diagnostic
+from peftfix.diagnostics import Diagnostic, FindingsMixin
 
 LOAD_AS = ("causal-lm", "base-model")
 COUNT_KEYS = (
@@ -68,7 +68,7 @@ def __getattr__(name: str) -> Any:
 
 
 @dataclass
-class Report:
+class Report(FindingsMixin):
     """The checkpoint check of one adapter against one base."""
 
     adapter: str
@@ -79,22 +79,9 @@ class Report:
     seconds: float = 0.0
 
     @property
-    def codes(self) -> list[str]:
-        return [finding.code for finding in self.findings]
-
-    @property
-    def ok(self) -> bool:
-        """No finding at all."""
-        return not self.findings
-
-    @property
     def unreadable(self) -> bool:
         """The adapter or the base could not be read (PK000)."""
         return any(finding.code == "PK000" for finding in self.findings)
-
-    def to_json(self) -> list[dict[str, Any]]:
-        """The findings in the SPEC's JSON shape (one dict per diagnostic)."""
-        return [finding.to_json() for finding in self.findings]
 
     @classmethod
     def from_native(cls, data: Mapping[str, Any], adapter: Optional[str] = None) -> "Report":

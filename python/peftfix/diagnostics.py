@@ -100,3 +100,22 @@ class Diagnostic:
             "fix": self.fix.to_json() if self.fix else None,
             "details": self.details,
         }
+
+
+class FindingsMixin:
+    """What every report with a ``findings`` list offers (checkpoint and runtime reports)."""
+
+    findings: list[Diagnostic]
+
+    @property
+    def codes(self) -> list[str]:
+        return [finding.code for finding in self.findings]
+
+    @property
+    def ok(self) -> bool:
+        """No finding at all."""
+        return not self.findings
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """The findings in the SPEC's JSON shape (one dict per diagnostic)."""
+        return [finding.to_json() for finding in self.findings]

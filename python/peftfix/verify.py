@@ -30,7 +30,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
-from peftfix.diagnostics import Applicability, Diagnostic, Fix
+from peftfix.diagnostics import Applicability, Diagnostic, FindingsMixin, Fix
 
 DEFAULT_ATOL = 1e-6
 DEVICES = ("auto", "cpu", "cuda")
@@ -77,7 +77,7 @@ class AdapterVerificationError(AssertionError):
 
 
 @dataclass
-class VerifyReport:
+class VerifyReport(FindingsMixin):
     """What the runtime verifier found for one adapter (or one in-memory model)."""
 
     adapter: str
@@ -87,20 +87,9 @@ class VerifyReport:
     checkpoint: Any = None  # the peftfix.checkpoint.Report of the key check, when it ran
 
     @property
-    def codes(self) -> list[str]:
-        return [finding.code for finding in self.findings]
-
-    @property
-    def ok(self) -> bool:
-        return not self.findings
-
-    @property
     def load_failed(self) -> bool:
         """Loading raised (PV004) or a checkpoint could not be read (PK000): exit 2 on the command line."""
         return any(code in ("PV004", "PK000") for code in self.codes)
-
-    def to_json(self) -> list[dict[str, Any]]:
-        return [finding.to_json() for finding in self.findings]
 
     def summary(self) -> str:
         if not self.findings:
