@@ -108,16 +108,27 @@ def test_rebinding_the_name_to_a_new_model_starts_a_new_history():
     ) == []
 
 
-def test_while_loop_may_not_run():
-    # The adapter is unfrozen inside a while loop that may not run: the path that skips it is real.
+@pytest.mark.parametrize(
+    "loop, expected",
+    [
+        # A while loop may not run at all: the path that skips the resize is real.
+        ("while not resized:", [("PF401", 7)]),
+        # A for loop is taken to run at least once (over parameters, a dataset...).
+        ("for _ in range(1):", []),
+    ],
+)
+def test_while_loops_may_not_run_for_loops_do(loop, expected):
     assert codes(
-        """
+        f"""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
         from peft import PeftModel
-        from transformers import Trainer
-        model = PeftModel.from_pretrained(base, "a")
-        Trainer(model=model).train()
+        tokenizer = AutoTokenizer.from_pretrained(ADAPTER)
+        model = AutoModelForCausalLM.from_pretrained(BASE)
+        {loop}
+            model.resize_token_embeddings(len(tokenizer))
+        model = PeftModel.from_pretrained(model, ADAPTER)
         """
-    ) == [("PF203", 4)]
+    ) == [(code, line + 1) for code, line in expected]
 
 
 def test_causal_adapter_config_on_disk_is_evidence(tmp_path):
