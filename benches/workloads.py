@@ -47,9 +47,9 @@ def _linear(name: str, out: int, inp: int) -> Iterator[tuple[str, str, list[int]
     yield f"{name}.weight_scale_inv", "F32", [1, 1], b"\x00\x00\x80\x3f"
 
 
-def deepseek_v3_tensors() -> list[tuple[str, str, list[int], bytes]]:
+def deepseek_v3_tensors(layers: int = LAYERS) -> list[tuple[str, str, list[int], bytes]]:
     tensors = [("model.embed_tokens.weight", "BF16", [VOCAB, HIDDEN], b"\x01\x00")]
-    for layer in range(LAYERS):
+    for layer in range(layers):
         prefix = f"model.layers.{layer}"
         tensors.append((f"{prefix}.input_layernorm.weight", "BF16", [HIDDEN], b"\x80\x3f"))
         tensors.append((f"{prefix}.post_attention_layernorm.weight", "BF16", [HIDDEN], b"\x80\x3f"))
@@ -74,9 +74,10 @@ def deepseek_v3_tensors() -> list[tuple[str, str, list[int], bytes]]:
     return tensors
 
 
-def deepseek_v3_base(root: Path, shards: int = SHARDS) -> Path:
+def deepseek_v3_base(root: Path, shards: int = SHARDS, layers: int = LAYERS) -> Path:
+    """``layers`` < 61 gives a smaller base with the same key structure (the quick benchmarks use 8)."""
     root.mkdir(parents=True, exist_ok=True)
-    tensors = deepseek_v3_tensors()
+    tensors = deepseek_v3_tensors(layers)
     per_shard = -(-len(tensors) // shards)
     weight_map = {}
     for index in range(shards):
@@ -90,16 +91,22 @@ def deepseek_v3_base(root: Path, shards: int = SHARDS) -> Path:
     return root
 
 
-def per_expert_lora(root: Path, rank: int = 2, key_prefix: str = "base_model.model.", zero_b: bool = False) -> Path:
-    """A LoRA adapter on gate/up/down of every routed expert (about 89k keys), saved the way PEFT saves it."""
+def per_expert_lora(root: Path, rank: int = 2, key_prefix: str = "base_model.model.", zero_b: bool = False,
+                    layers: int = LAYERS, wrong_rank_at: "tuple[int, int, str] | None" = None) -> Path:
+    """A LoRA adapter on gate/up/down of every routed expert (about 89k keys), saved the way PEFT saves it.
+
+    ``wrong_rank_at=(layer, expert, proj)`` plants a shape bug: that module's ``lora_A`` has ``rank + 1`` rows
+    while its ``lora_B`` and the config say ``rank``.
+    """
     root.mkdir(parents=True, exist_ok=True)
     tensors = []
-    for layer in range(DENSE_LAYERS, LAYERS):
+    for layer in range(DENSE_LAYERS, layers):
         for expert in range(ROUTED_EXPERTS):
             for name, out, inp in (("gate_proj", INTERMEDIATE, HIDDEN), ("up_proj", INTERMEDIATE, HIDDEN),
                                    ("down_proj", HIDDEN, INTERMEDIATE)):
                 module = f"{key_prefix}model.layers.{layer}.mlp.experts.{expert}.{name}"
-                tensors.append((f"{module}.lora_A.weight", "F32", [rank, inp], b"\x00\x00\x80\x3f"))
+                a_rank = rank + 1 if wrong_rank_at == (layer, expert, name) else rank
+                tensors.append((f"{module}.lora_A.weight", "F32", [a_rank, inp], b"\x00\x00\x80\x3f"))
                 tensors.append((f"{module}.lora_B.weight", "F32", [out, rank], b"\x00\x00\x00\x00" if zero_b else b"\x00\x00\x80\x3f"))
     write_safetensors(root / "adapter_model.safetensors", tensors)
     config = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": rank, "lora_alpha": 2 * rank,

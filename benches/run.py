@@ -1,0 +1,598 @@
+"""The benchmark harness: every performance target of SPEC "Performance", peftfix beside the plain-Python
+reference (benches/reference_matcher.py) and beside the physical limit of the same work.
+
+    python benches/run.py            # full sizes, median of 3 runs (a few minutes on 2 cores)
+    python benches/run.py --quick    # small sizes, 1 run, under a minute: the CI smoke test
+    python benches/run.py --runs 5 --only keys-deepseek,header-parse
+
+Workloads are generated into a temporary directory (valid safetensors files; one shard and one adapter are
+opened with the real `safetensors` library first). Both implementations must report the same findings before
+anything is timed. Prints one table and writes benches/results/latest.json and latest.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+import workloads  # noqa: E402
+
+REFERENCE = HERE / "reference_matcher.py"
+EXAMPLES = ROOT / "examples"
+WORKLOADS = ("keys-deepseek", "keys-fleet", "header-parse", "source-tree", "verify-cpu")
+FULL = {"layers": workloads.LAYERS, "fleet": 50, "files": 5000, "runs": 3, "reference_fleet_runs": 1}
+QUICK = {"layers": 8, "fleet": 5, "files": 500, "runs": 1, "reference_fleet_runs": 1}
+
+
+# --- measuring ----------------------------------------------------------------------------------------------------
+
+
+def run_child(command: list[str], ok=(0, 1)) -> tuple[float, str, int]:
+    """Run a command; (seconds, stdout, peak RSS in bytes of that child alone, via wait4)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        child = subprocess.Popen(command, stdout=out, stderr=err)
+        # wait4's ru_maxrss of a forked child starts from this process's RSS, so read the child's own high-water
+        # mark (VmHWM) while it runs; it is the exact figure except for a last spike between two reads.
+        peak = 0
+        while True:
+            try:
+                with open(f"/proc/{child.pid}/status") as status_file:
+                    for line in status_file:
+                        if line.startswith("VmHWM:"):
+                            peak = max(peak, int(line.split()[1]) * 1024)
+            except (OSError, ValueError):
+                pass
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
+            time.sleep(0.002)
+        elapsed = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    if child.returncode not in ok:
+        raise SystemExit(f"{' '.join(command[:6])} ... failed ({child.returncode}):\n{stderr[-3000:]}")
+    return elapsed, stdout, peak or usage.ru_maxrss * 1024
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+def mib(value):
+    return None if value is None else round(value / 2**20, 1)
+
+
+def peftfix_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "peftfix", *args]
+
+
+def header_len(path: Path) -> int:
+    with open(path, "rb") as handle:
+        return int.from_bytes(handle.read(8), "little")
+
+
+# --- workload generation ------------------------------------------------------------------------------------------
+
+PLANTED = {  # fleet index -> (kind, expected codes)
+    3: ("prefix `_orig_mod.`", ["PK001"]),
+    17: ("zero lora_B", ["PK004"]),
+    31: ("lora_A rank 3 at layer 10 expert 5 up_proj", ["PK003", "PK005"]),
+}
+
+
+def planted_for(fleet: int) -> dict[int, tuple[str, list[str]]]:
+    """Spread the three planted bugs over the fleet (quick mode has fewer adapters)."""
+    if fleet >= 32:
+        return PLANTED
+    spots = [fleet // 4, fleet // 2, (3 * fleet) // 4] if fleet >= 4 else list(range(fleet))
+    return {spot: value for spot, value in zip(spots, PLANTED.values())}
+
+
+def build_checkpoints(root: Path, sizes: dict) -> dict:
+    layers = sizes["layers"]
+    base = workloads.deepseek_v3_base(root / "base", layers=layers)
+    clean = workloads.per_expert_lora(root / "clean", layers=layers)
+    compiled = workloads.per_expert_lora(root / "orig-mod", key_prefix="base_model.model._orig_mod.", layers=layers)
+    zero = workloads.per_expert_lora(root / "zero-b", zero_b=True, layers=layers)
+    shape = workloads.per_expert_lora(root / "shape", layers=layers, wrong_rank_at=(min(10, layers - 1), 5, "up_proj"))
+    bugs = {"prefix": compiled, "zero lora_B": zero, "lora_A rank": shape}
+    fleet = []
+    planted = planted_for(sizes["fleet"])
+    for index in range(sizes["fleet"]):
+        target = root / "fleet" / f"adapter-{index:03d}"
+        source = clean
+        if index in planted:
+            source = bugs[next(key for key in bugs if planted[index][0].startswith(key))]
+        shutil.copytree(source, target)  # separate files (own inodes and page-cache pages), same bytes
+        fleet.append(target)
+    return {"base": base, "clean": clean, "orig_mod": compiled, "fleet": fleet, "planted": planted}
+
+
+def check_with_safetensors(ckpt: dict) -> str:
+    """Open one shard and the adapter with the real safetensors library and read a tensor from each."""
+    from safetensors import safe_open
+
+    shard = sorted(ckpt["base"].glob("*.safetensors"))[0]
+    opened = []
+    for path in (shard, ckpt["clean"] / "adapter_model.safetensors"):
+        with safe_open(str(path), framework="numpy") as handle:  # numpy: keeps torch out of this process
+            keys = list(handle.keys())
+            # numpy has no float8: read the last tensor of a dtype the framework has
+            for key in reversed(keys):
+                try:
+                    handle.get_tensor(key)
+                    break
+                except (TypeError, ValueError, RuntimeError):
+                    continue
+            else:
+                raise AssertionError(f"safetensors could read no tensor of {path}")
+            opened.append(f"{path.name}: {len(keys)} tensors")
+    return "; ".join(opened)
+
+
+PLAIN_TEMPLATE = '''"""Module {index}: plain application code that never touches the checked libraries."""
+
+import collections
+import json
+import os
+from dataclasses import dataclass
+
+
+@dataclass
+class Record{index}:
+    name: str
+    size: int = 0
+    tags: tuple = ()
+
+    def describe(self) -> str:
+        return f"{{self.name}} ({{self.size}} bytes, {{len(self.tags)}} tags)"
+
+
+def load_records_{index}(path):
+    with open(path) as handle:
+        rows = json.load(handle)
+    return [Record{index}(row["name"], int(row.get("size", 0)), tuple(row.get("tags", ()))) for row in rows]
+
+
+def summarise_{index}(records):
+    counts = collections.Counter(tag for record in records for tag in record.tags)
+    total = sum(record.size for record in records)
+    largest = max(records, key=lambda record: record.size, default=None)
+    return {{"total": total, "largest": largest.name if largest else None, "tags": counts.most_common(5)}}
+
+
+def walk_{index}(root):
+    for directory, _subdirs, names in os.walk(root):
+        for name in sorted(names):
+            if name.endswith((".json", ".txt")):
+                yield os.path.join(directory, name)
+
+
+class Cache{index}:
+    def __init__(self, limit=128):
+        self.limit = limit
+        self.items = collections.OrderedDict()
+
+    def get(self, key, default=None):
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        return default
+
+    def put(self, key, value):
+        self.items[key] = value
+        self.items.move_to_end(key)
+        while len(self.items) > self.limit:
+            self.items.popitem(last=False)
+
+
+if __name__ == "__main__":
+    print(summarise_{index}(load_records_{index}("records.json")))
+'''
+
+
+def build_source_tree(root: Path, files: int) -> dict:
+    examples = sorted(EXAMPLES.glob("*.py"))
+    peft_files = max(1, files // 20)
+    for index in range(files):
+        target = root / f"pkg{index // 100:03d}" / f"module_{index:05d}.py"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if index % 20 == 0:
+            shutil.copyfile(examples[(index // 20) % len(examples)], target)
+        else:
+            target.write_text(PLAIN_TEMPLATE.format(index=index))
+    return {"files": files, "peft_files": peft_files}
+
+
+# --- workloads ----------------------------------------------------------------------------------------------------
+
+
+def codes_of_peftfix(output: str) -> list[tuple[str, str]]:
+    return sorted((item["filename"].rstrip("/").split("/")[-1], item["code"]) for item in json.loads(output))
+
+
+def codes_of_reference(output: str) -> list[tuple[str, str]]:
+    reports = [json.loads(line) for line in output.splitlines() if line.strip()]
+    return sorted((r["adapter"].rstrip("/").split("/")[-1], f["code"]) for r in reports for f in r["findings"])
+
+
+def bench_keys_deepseek(ckpt: dict, runs: int) -> list[dict]:
+    keys = header_keys(ckpt["clean"] / "adapter_model.safetensors")
+    rows = []
+    for label, adapter, expected in (("clean", ckpt["clean"], []), ("`_orig_mod.` prefix", ckpt["orig_mod"], ["PK001"])):
+        ours = peftfix_cmd("keys", str(adapter), "--base", str(ckpt["base"]), "--format", "json")
+        theirs = [sys.executable, str(REFERENCE), str(adapter), "--base", str(ckpt["base"])]
+        _, out, _ = run_child(ours)
+        _, ref, _ = run_child(theirs)
+        found, ref_found = codes_of_peftfix(out), codes_of_reference(ref)
+        assert found == ref_found, f"keys-deepseek {label}: peftfix {found} != reference {ref_found}"
+        assert [code for _, code in found] == expected, (label, found)
+        our_runs, their_runs = [run_child(ours) for _ in range(runs)], [run_child(theirs) for _ in range(runs)]
+        ours_s, theirs_s = median([r[0] for r in our_runs]), median([r[0] for r in their_runs])
+        rows.append({
+            "workload": "keys-deepseek", "case": f"{label} ({keys:,} adapter keys)", "findings": [c for _, c in found],
+            "peftfix_s": ours_s, "reference_s": theirs_s, "rate": keys / ours_s, "reference_rate": keys / theirs_s,
+            "unit": "keys/s", "ratio": theirs_s / ours_s, "target": "ratio >= 20x",
+            "met": theirs_s / ours_s >= 20 if keys > 80_000 else None,  # the target is for the full-size pair
+            "peftfix_rss_mib": mib(max(r[2] for r in our_runs)), "reference_rss_mib": mib(max(r[2] for r in their_runs)),
+        })
+    return rows
+
+
+def header_keys(path: Path) -> int:
+    with open(path, "rb") as handle:
+        length = int.from_bytes(handle.read(8), "little")
+        return len(json.loads(handle.read(length))) - 1
+
+
+def fleet_worker(impl: str, base: str, adapters: list[str], runs: int) -> None:
+    """In a child process (own peak RSS): index the base once, check the fleet `runs` times, print JSON."""
+    if impl == "peftfix":
+        from peftfix.checkpoint import BaseIndex
+
+        start = time.perf_counter()
+        index = BaseIndex(base)
+        index_s = time.perf_counter() - start
+        times, reports = [], None
+        for _ in range(runs):
+            start = time.perf_counter()
+            reports = index.check_many(adapters)
+            times.append(time.perf_counter() - start)
+        codes = [sorted(report.codes) for report in reports]
+        keys = sum(report.counts["adapter_tensors"] for report in reports)
+    else:
+        import reference_matcher
+
+        start = time.perf_counter()
+        index = reference_matcher.BaseIndex(base)
+        index_s = time.perf_counter() - start
+        times, reports = [], None
+        for _ in range(runs):
+            start = time.perf_counter()
+            reports = index.check_many(adapters)
+            times.append(time.perf_counter() - start)
+        codes = [sorted(f["code"] for f in report["findings"]) for report in reports]
+        keys = sum(report["counts"]["adapter_tensors"] for report in reports)
+    print(json.dumps({"index_s": index_s, "times": times, "codes": codes, "keys": keys}))
+
+
+def bench_keys_fleet(ckpt: dict, runs: int, reference_runs: int) -> list[dict]:
+    adapters = [str(path) for path in ckpt["fleet"]]
+    base = str(ckpt["base"])
+    results = {}
+    for impl, count in (("peftfix", runs), ("reference", reference_runs)):
+        _, out, rss = run_child([sys.executable, __file__, "--fleet-worker", impl, base, str(count), *adapters], ok=(0,))
+        results[impl] = (json.loads(out), rss)
+    ours, theirs = results["peftfix"][0], results["reference"][0]
+    assert ours["codes"] == theirs["codes"], f"keys-fleet: peftfix {ours['codes']} != reference {theirs['codes']}"
+    for spot, (kind, expected) in ckpt["planted"].items():
+        assert sorted(ours["codes"][spot]) == sorted(expected), (spot, kind, ours["codes"][spot])
+    clean = [codes for spot, codes in enumerate(ours["codes"]) if spot not in ckpt["planted"]]
+    assert all(codes == [] for codes in clean), clean
+    ours_s, theirs_s = median(ours["times"]), median(theirs["times"])
+    keys = ours["keys"]
+    found = [f"#{spot}: {'+'.join(ours['codes'][spot])}" for spot in sorted(ckpt["planted"])]
+    rate = keys / ours_s
+    return [{
+        "workload": "keys-fleet",
+        "case": f"{len(adapters)} adapters, {keys:,} keys, base indexed once "
+                f"(peftfix {ours['index_s']:.2f} s, reference {theirs['index_s']:.2f} s, not counted); "
+                f"reference: median of {reference_runs} run(s), full fleet",
+        "findings": found, "peftfix_s": ours_s, "reference_s": theirs_s, "rate": rate, "reference_rate": keys / theirs_s,
+        "unit": "keys/s", "ratio": theirs_s / ours_s, "target": ">= 5M keys/s",
+        "met": rate >= 5e6 if keys >= 1_000_000 else None,  # judged on the full fleet only
+        "peftfix_rss_mib": mib(results["peftfix"][1]), "reference_rss_mib": mib(results["reference"][1]),
+    }]
+
+
+def bench_header_parse(ckpt: dict, runs: int) -> list[dict]:
+    from peftfix import _native
+
+    import reference_matcher
+
+    files = sorted(ckpt["base"].glob("*.safetensors")) + [ckpt["clean"] / "adapter_model.safetensors"]
+    total = sum(8 + header_len(path) for path in files)
+    paths = [str(path) for path in files]
+
+    def raw():
+        for path in paths:
+            with open(path, "rb") as handle:
+                handle.read(int.from_bytes(handle.read(8), "little"))
+
+    def native_read_header():
+        for path in paths:
+            _native.read_header(path)
+
+    def reference_read_header():
+        for path in paths:
+            reference_matcher.read_header(path)
+
+    base = str(ckpt["base"])
+    base_bytes = sum(8 + header_len(path) for path in files[:-1])
+
+    def timed(fn, count):
+        fn()  # page cache warm, imports done
+        out = []
+        for _ in range(count):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+        return median(out)
+
+    raw_s = timed(raw, max(runs, 3))
+    rows = []
+    for case, fn, size in (
+        (f"_native.BaseIndex(base): {len(files) - 1} shards, index built natively", lambda: _native.BaseIndex(base), base_bytes),
+        (f"_native.read_header on {len(files)} files (incl. building the Python dicts)", native_read_header, total),
+    ):
+        ours_s = timed(fn, max(runs, 3))
+        limit_s = raw_s * size / total
+        their_s = timed(reference_read_header, 1) if "read_header" in case else timed(lambda: reference_matcher.BaseIndex(base), 1)
+        rows.append({
+            "workload": "header-parse", "case": case, "findings": [],
+            "peftfix_s": ours_s, "reference_s": their_s, "rate": size / ours_s / 1e6, "reference_rate": size / their_s / 1e6,
+            "unit": "MB/s", "ratio": their_s / ours_s, "target": "reported beside raw read", "met": None,
+            "limit_rate": size / limit_s / 1e6, "limit": f"raw open/read of the 8+N header bytes: {size / limit_s / 1e6:,.0f} MB/s",
+        })
+    return rows
+
+
+def cli_no_prefilter(argv: list[str]) -> None:
+    """`peftfix check` with discovery's pre-filter switched off (every .py file goes to the engine)."""
+    import peftfix.discovery as discovery
+
+    original = discovery.find_python_files
+
+    def every_file(paths, exclude=(), respect_gitignore=True, prefilter=True):
+        return original(paths, exclude=exclude, respect_gitignore=respect_gitignore, prefilter=False)
+
+    discovery.find_python_files = every_file
+    from peftfix.cli import main
+
+    sys.argv = ["peftfix", *argv]
+    main()
+
+
+def source_findings(output: str) -> list[tuple[str, str]]:
+    return sorted((item["filename"].rsplit("/", 1)[-1], item["code"]) for item in json.loads(output))
+
+
+def bench_source_tree(root: Path, files: int, runs: int) -> list[dict]:
+    tree = root / "tree"
+    info = build_source_tree(tree, files)
+    with_filter = peftfix_cmd("check", "--format", "json", str(tree))
+    without = [sys.executable, __file__, "--cli-no-prefilter", "check", "--format", "json", str(tree)]
+    _, out, _ = run_child(with_filter)
+    _, out_all, _ = run_child(without)
+    found = source_findings(out)
+    assert found == source_findings(out_all), "source-tree: the pre-filter changed the findings"
+    flagged = {name for name, _ in found}
+    assert flagged and all(name.startswith("module_") and int(name[7:12]) % 20 == 0 for name in flagged), flagged
+    timed_with = [run_child(with_filter) for _ in range(runs)]
+    timed_without = [run_child(without) for _ in range(runs)]
+    with_s, without_s = median([r[0] for r in timed_with]), median([r[0] for r in timed_without])
+    codes = sorted({code for _, code in found})
+    return [{
+        "workload": "source-tree",
+        "case": f"{files:,} files, {info['peft_files']} use peft; `peftfix check` end to end (reference column: "
+                f"same CLI with the pre-filter off)",
+        "findings": [f"{len(found)} findings in {len(flagged)} files: {', '.join(codes)}"],
+        "peftfix_s": with_s, "reference_s": without_s, "rate": files / with_s, "reference_rate": files / without_s,
+        "unit": "files/s", "ratio": without_s / with_s, "target": "< 10 s for 5,000 files",
+        "met": with_s < 10 if files >= 5000 else None,
+        "peftfix_rss_mib": mib(max(r[2] for r in timed_with)), "reference_rss_mib": mib(max(r[2] for r in timed_without)),
+    }]
+
+
+def verify_worker(root: str, runs: int) -> None:
+    """Child process: build a tiny Llama + trained LoRA (as tests/conftest.py does), time verify_adapter."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    from peftfix.verify import verify_adapter
+
+    base, adapter = Path(root) / "tiny-llama", Path(root) / "tiny-lora"
+    config = LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
+                         tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, pad_token_id=3)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).eval().save_pretrained(base)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base),
+                           LoraConfig(task_type="CAUSAL_LM", r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
+    model.save_pretrained(adapter)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    result = {}
+    for device in devices:
+        first = verify_adapter(adapter, base, device=device)  # warm-up: first load pays lazy imports
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            report = verify_adapter(adapter, base, device=device)
+            times.append(time.perf_counter() - start)
+        result[device] = {"times": times, "codes": sorted(d.code for d in report.findings),
+                          "first_codes": sorted(d.code for d in first.findings)}
+    print(json.dumps(result))
+
+
+def bench_verify(root: Path, runs: int) -> list[dict]:
+    from peftfix.verify import missing_modules
+
+    if missing_modules():
+        return [{"workload": "verify-cpu", "case": f"skipped: missing {', '.join(missing_modules())}", "findings": [],
+                 "met": None, "unit": "s"}]
+    _, out, rss = run_child([sys.executable, __file__, "--verify-worker", str(root / "verify"), str(runs)], ok=(0,))
+    rows = []
+    for device, result in json.loads(out).items():
+        assert result["codes"] == result["first_codes"], result
+        seconds = median(result["times"])
+        rows.append({"workload": "verify-cpu" if device == "cpu" else "verify-gpu",
+                     "case": f"tiny Llama (2 layers, hidden 32) + LoRA r=8 on {device}, warm process",
+                     "findings": result["codes"], "peftfix_s": seconds, "rate": seconds, "unit": "s",
+                     "met": None, "target": "reported", "peftfix_rss_mib": mib(rss)})
+    if len(rows) == 1:
+        rows.append({"workload": "verify-gpu", "case": "skipped: no CUDA device", "findings": [], "met": None, "unit": "s"})
+    return rows
+
+
+# --- report -------------------------------------------------------------------------------------------------------
+
+
+def fmt_rate(value, unit):
+    if value is None:
+        return ""
+    if unit == "s":
+        return f"{value:.3f} s"
+    return f"{value:,.0f} {unit}" if value >= 100 else f"{value:,.1f} {unit}"
+
+
+def table_rows(rows):
+    for row in rows:
+        met = {True: "yes", False: "NO", None: "-"}[row.get("met")]
+        ref = fmt_rate(row.get("reference_rate"), row["unit"]) if row.get("reference_rate") else ""
+        if row.get("limit_rate"):
+            ref += f" (limit {row['limit_rate']:,.0f} MB/s)"
+        rss = "/".join(str(row[k]) for k in ("peftfix_rss_mib", "reference_rss_mib") if row.get(k) is not None)
+        yield [
+            row["workload"], row["case"],
+            f"{row['peftfix_s']:.3f}" if row.get("peftfix_s") is not None else "",
+            fmt_rate(row.get("rate"), row["unit"]) if row["unit"] != "s" else "",
+            f"{row['reference_s']:.3f}" if row.get("reference_s") is not None else "",
+            ref, f"{row['ratio']:.1f}x" if row.get("ratio") else "", rss,
+            f"{row.get('target', '')}: {met}" if row.get("target") else "", " ".join(row.get("findings") or []),
+        ]
+
+
+HEADERS = ["workload", "case", "peftfix s", "peftfix rate", "other s", "other rate", "ratio", "peak RSS MiB",
+           "target", "findings (both agree)"]
+
+
+def print_table(rows, title):
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        print(title)
+        for cells in table_rows(rows):
+            print(" | ".join(cells))
+        return
+    table = Table(title=title, show_lines=True)
+    for header in HEADERS:
+        table.add_column(header, overflow="fold")
+    for cells in table_rows(rows):
+        table.add_row(*cells)
+    Console(width=max(160, shutil.get_terminal_size().columns)).print(table)
+
+
+def markdown(rows, meta) -> str:
+    lines = [f"# Benchmark results ({meta['mode']})", "",
+             f"{meta['date']} · {meta['machine']} · Python {meta['python']} · runs: {meta['runs']} (median) · "
+             f"total {meta['total_s']:.0f} s", "",
+             "\"other\" is the plain-Python reference (benches/reference_matcher.py) for the key workloads, the "
+             "plain-Python reference's `read_header`/`BaseIndex` for header-parse (the raw read limit in brackets), "
+             "and the same CLI with the pre-filter off for source-tree.", "",
+             "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    for cells in table_rows(rows):
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--fleet-worker":
+        impl, base, runs, *adapters = sys.argv[2:]
+        return fleet_worker(impl, base, adapters, int(runs))
+    if len(sys.argv) > 1 and sys.argv[1] == "--cli-no-prefilter":
+        return cli_no_prefilter(sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] == "--verify-worker":
+        return verify_worker(sys.argv[2], int(sys.argv[3]))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, 1 run (CI smoke test)")
+    parser.add_argument("--runs", type=int, help="runs per workload (median); default 3, or 1 with --quick")
+    parser.add_argument("--only", help=f"comma-separated subset of {','.join(WORKLOADS)}")
+    parser.add_argument("--out", type=Path, default=HERE / "results", help="where latest.json/.md go")
+    args = parser.parse_args()
+    sizes = dict(QUICK if args.quick else FULL)
+    runs = args.runs or sizes["runs"]
+    only = set(args.only.split(",")) if args.only else set(WORKLOADS)
+    unknown = only - set(WORKLOADS)
+    if unknown:
+        parser.error(f"unknown workload(s): {', '.join(sorted(unknown))}")
+    started = time.perf_counter()
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="peftfix-bench-") as temp:
+        root = Path(temp)
+        if only & {"keys-deepseek", "keys-fleet", "header-parse"}:
+            t = time.perf_counter()
+            ckpt = build_checkpoints(root, sizes)
+            tensors = sum(len(json.loads(open(p, "rb").read()[8:8 + header_len(p)])) - 1
+                          for p in ckpt["base"].glob("*.safetensors"))
+            print(f"generated base ({tensors:,} tensors in {len(list(ckpt['base'].glob('*.safetensors')))} shards, "
+                  f"{sizes['layers']} layers) + {len(ckpt['fleet'])}-adapter fleet in {time.perf_counter() - t:.1f} s; "
+                  f"safetensors opens {check_with_safetensors(ckpt)}", flush=True)
+        steps = [
+            ("keys-deepseek", lambda: bench_keys_deepseek(ckpt, runs)),
+            ("keys-fleet", lambda: bench_keys_fleet(ckpt, runs, sizes["reference_fleet_runs"] if not args.runs else runs)),
+            ("header-parse", lambda: bench_header_parse(ckpt, runs)),
+            ("source-tree", lambda: bench_source_tree(root, sizes["files"], runs)),
+            ("verify-cpu", lambda: bench_verify(root, runs)),
+        ]
+        for name, step in steps:
+            if name in only:
+                t = time.perf_counter()
+                rows += step()
+                print(f"{name}: done in {time.perf_counter() - t:.1f} s", flush=True)
+    meta = {"mode": "quick" if args.quick else "full", "runs": runs, "sizes": sizes,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPUs, {platform.system()}",
+            "python": platform.python_version(), "total_s": time.perf_counter() - started}
+    print_table(rows, f"peftfix benchmarks ({meta['mode']}, median of {runs})")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    (args.out / "latest.md").write_text(markdown(rows, meta))
+    print(f"wrote {args.out / 'latest.json'} and {args.out / 'latest.md'} ({meta['total_s']:.0f} s in all)")
+
+
+if __name__ == "__main__":
+    main()
