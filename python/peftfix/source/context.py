@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import bisect
 import re
-from typing import Iterable, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import libcst as cst
-from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+from libcst.metadata import MetadataWrapper, PositionProvider
 
 from peftfix.diagnostics import Edit, Location
 from peftfix.source.name_index import NameIndex
@@ -46,9 +46,6 @@ class FileContext:
 
 
     # ------------------------------------------------------------------------------------------- positions
-
-    def range_of(self, node: cst.CSTNode) -> CodeRange:
-        return self.positions[node]
 
     def span_of(self, node: cst.CSTNode) -> tuple[int, int]:
         code_range = self.positions[node]
@@ -183,7 +180,7 @@ class FileContext:
             value=cst.parse_expression(value),
             equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")),
         )
-        return self.replace(call, call.with_changes(args=append_element(call.args, new_arg, self)))
+        return self.replace(call, call.with_changes(args=append_element(call.args, new_arg)))
 
 
 def child_blocks(statement: cst.CSTNode) -> list:
@@ -206,7 +203,7 @@ def child_blocks(statement: cst.CSTNode) -> list:
     return blocks
 
 
-def append_element(elements: Sequence, new_element, context: Optional[FileContext] = None) -> list:
+def append_element(elements: Sequence, new_element) -> list:
     """Append to a comma-separated libcst sequence (args, import aliases, list elements), keeping its style.
 
     A sequence that ends in a trailing comma keeps one, a one-per-line layout stays one per line, and each
@@ -333,9 +330,6 @@ def literal_bool(node: Optional[cst.CSTNode]) -> Optional[bool]:
         return node.value == "True"
     return None
 
-
-def names_in(nodes: Iterable[cst.CSTNode]) -> list[str]:
-    return [n.value for n in nodes if isinstance(n, cst.Name)]
 
 
 def dotted_name(node: cst.CSTNode) -> Optional[str]:

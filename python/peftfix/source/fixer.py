@@ -104,6 +104,3 @@ def _key(diagnostic: Diagnostic, source: str) -> tuple:
         tuple((source[edit.start_offset : edit.end_offset], edit.content) for edit in diagnostic.fix.edits),
     )
 
-
-def first_location(diagnostic: Diagnostic) -> Optional[int]:
-    return diagnostic.location.row if diagnostic.location else None

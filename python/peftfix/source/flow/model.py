@@ -61,8 +61,7 @@ class Obj:
         return self.info.get("models", frozenset())
 
 
-Value = frozenset  # frozenset[Obj]: the objects an expression may evaluate to
-EMPTY: frozenset = frozenset()
+EMPTY: frozenset = frozenset()  # the value of an expression is the frozenset of objects it may evaluate to
 
 
 class Ev(enum.Enum):
@@ -103,8 +102,6 @@ class Event:
     def get(self, key: str, default: Any = None) -> Any:
         return self.info.get(key, default)
 
-
-History = tuple  # tuple[Event, ...]
 
 WRAP_EVENTS = (Ev.GET_PEFT_MODEL, Ev.LOAD_PEFT, Ev.CREATE_PEFT)
 UNWRAP_EVENTS = (Ev.MERGE, Ev.UNWRAP)
