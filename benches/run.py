@@ -1,5 +1,5 @@
 """The benchmark harness: every performance target of SPEC "Performance", peftfix beside the plain-Python
-reference (benches/reference_matcher.py) and beside the physical limit of the same work.
+reference (peftfix.checkpoint.reference) and beside the physical limit of the same work.
 
     python benches/run.py            # full sizes, median of 3 runs (a few minutes on 2 cores)
     python benches/run.py --quick    # small sizes, 1 run, under a minute: the CI smoke test
@@ -29,7 +29,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 import workloads  # noqa: E402
 
-REFERENCE = HERE / "reference_matcher.py"
+# The plain-Python reference, run as its own process like peftfix (python -m peftfix.checkpoint.reference).
+REFERENCE = "peftfix.checkpoint.reference"
 EXAMPLES = ROOT / "examples"
 WORKLOADS = ("keys-deepseek", "keys-fleet", "header-parse", "source-tree", "verify-cpu")
 FULL = {"layers": workloads.LAYERS, "fleet": 50, "files": 5000, "runs": 3, "reference_fleet_runs": 1}
@@ -236,7 +237,7 @@ def bench_keys_deepseek(ckpt: dict, runs: int) -> list[dict]:
     rows = []
     for label, adapter, expected in (("clean", ckpt["clean"], []), ("`_orig_mod.` prefix", ckpt["orig_mod"], ["PK001"])):
         ours = peftfix_cmd("keys", str(adapter), "--base", str(ckpt["base"]), "--format", "json")
-        theirs = [sys.executable, str(REFERENCE), str(adapter), "--base", str(ckpt["base"])]
+        theirs = [sys.executable, "-m", REFERENCE, str(adapter), "--base", str(ckpt["base"])]
         _, out, _ = run_child(ours)
         _, ref, _ = run_child(theirs)
         found, ref_found = codes_of_peftfix(out), codes_of_reference(ref)
@@ -276,7 +277,7 @@ def fleet_worker(impl: str, base: str, adapters: list[str], runs: int) -> None:
         codes = [sorted(report.codes) for report in reports]
         keys = sum(report.counts["adapter_tensors"] for report in reports)
     else:
-        import reference_matcher
+        from peftfix.checkpoint import reference as reference_matcher
 
         start = time.perf_counter()
         index = reference_matcher.BaseIndex(base)
@@ -323,7 +324,7 @@ def bench_keys_fleet(ckpt: dict, runs: int, reference_runs: int) -> list[dict]:
 def bench_header_parse(ckpt: dict, runs: int) -> list[dict]:
     from peftfix import _native
 
-    import reference_matcher
+    from peftfix.checkpoint import reference as reference_matcher
 
     files = sorted(ckpt["base"].glob("*.safetensors")) + [ckpt["clean"] / "adapter_model.safetensors"]
     total = sum(8 + header_len(path) for path in files)
@@ -374,7 +375,7 @@ def bench_header_parse(ckpt: dict, runs: int) -> list[dict]:
 
 def cli_no_prefilter(argv: list[str]) -> None:
     """`peftfix check` with discovery's pre-filter switched off (every .py file goes to the engine)."""
-    import peftfix.discovery as discovery
+    import peftfix.source.discovery as discovery
 
     original = discovery.find_python_files
 
@@ -530,7 +531,7 @@ def markdown(rows, meta) -> str:
     lines = [f"# Benchmark results ({meta['mode']})", "",
              f"{meta['date']} · {meta['machine']} · Python {meta['python']} · runs: {meta['runs']} (median) · "
              f"total {meta['total_s']:.0f} s", "",
-             "\"other\" is the plain-Python reference (benches/reference_matcher.py) for the key workloads, the "
+             "\"other\" is the plain-Python reference (peftfix.checkpoint.reference) for the key workloads, the "
              "plain-Python reference's `read_header`/`BaseIndex` for header-parse (the raw read limit in brackets), "
              "and the same CLI with the pre-filter off for source-tree.", "",
              "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]

@@ -1,7 +1,7 @@
 """Native core of peftfix (Rust, built by maturin): parallel file discovery and the content pre-filter, and the
 checkpoint key matcher.
 
-Use discovery through :mod:`peftfix.discovery`. Every function releases the GIL while it works, never panics,
+Use discovery through :mod:`peftfix.source.discovery`. Every function releases the GIL while it works, never panics,
 and raises only ``TypeError`` for arguments of the wrong type; problems with the paths themselves come back
 as ``(path, reason)`` pairs. Paths are accepted as ``str`` or ``os.PathLike`` and returned as ``str``, with
 ``.`` components removed (``./src/a.py`` -> ``src/a.py``).

@@ -1,13 +1,21 @@
-"""The package's version and home page, read from the installed distribution's metadata."""
+"""The package's version and home page (read from the installed distribution's metadata), and the environment
+switch that turns one-line internal errors into tracebacks."""
 
 from __future__ import annotations
 
 import functools
+import os
 
 DISTRIBUTION = "peftfix"
 # Used when running from a source tree that is not installed, or when the metadata names no URL.
 FALLBACK_HOMEPAGE = "https://pypi.org/project/peftfix/"
 FALLBACK_VERSION = "0+unknown"
+# PEFTFIX_DEBUG=1: show the traceback of an internal error instead of a one-line message.
+DEBUG_ENV = "PEFTFIX_DEBUG"
+
+
+def debug_enabled() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,15 +1,21 @@
-"""The data every depth of peftfix reports: diagnostics, fixes and edits.
+"""The data every depth of peftfix reports: diagnostics, fixes, edits, the report a renderer prints, and the
+description of each code.
 
-The shape mirrors Ruff's JSON output (SPEC "JSON output"): a diagnostic names a code, a message, a file and a
-1-based location, and may carry a fix made of text edits. Source rules, the checkpoint matcher and the runtime
-verifier all produce these, so every output format is written once.
+The shape mirrors Ruff's JSON output: a diagnostic names a code, a message, a file and a 1-based location, and
+may carry a fix made of text edits. Source rules, the checkpoint matcher and the runtime verifier all produce
+these, so every output format is written once.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
+
+
+# How many examples a message or a rendered detail lists before it says "(+N more)".
+FIRST_FEW = 5
 
 
 class Applicability(str, enum.Enum):
@@ -84,6 +90,13 @@ class Diagnostic:
     fix: Optional[Fix] = None
     severity: str = "error"
     details: dict[str, Any] = field(default_factory=dict)
+    # The file a finding without a location is about (an adapter's weights or config), for the formats that must
+    # point at a file (SARIF, GitHub annotations); `filename` stays what the user named. Not part of the JSON.
+    artifact: Optional[str] = None
+
+    @property
+    def artifact_path(self) -> str:
+        return self.artifact or self.filename
 
     def sort_key(self) -> tuple:
         loc = self.location or Location(0, 0)
@@ -117,5 +130,109 @@ class FindingsMixin:
         return not self.findings
 
     def to_json(self) -> list[dict[str, Any]]:
-        """The findings in the SPEC's JSON shape (one dict per diagnostic)."""
+        """The findings in the JSON output's shape (one dict per diagnostic)."""
         return [finding.to_json() for finding in self.findings]
+
+
+# --- the report every output format prints ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A diagnostic that is still reported, and whether its fix would be applied with the current settings."""
+
+    diagnostic: Diagnostic
+    fix_applicable: bool
+
+    @property
+    def fix_hidden_by_unsafe(self) -> bool:
+        """An unsafe fix that `--unsafe-fixes` would enable."""
+        fix = self.diagnostic.fix
+        return (
+            not self.fix_applicable
+            and fix is not None
+            and fix.applicability is Applicability.UNSAFE
+            and bool(fix.edits)
+        )
+
+
+@dataclass(frozen=True)
+class Report:
+    """What one command found, as every output format sees it."""
+
+    findings: tuple[Finding, ...]  # what remains to report, sorted by file and position
+    fixed: tuple[Diagnostic, ...] = ()  # diagnostics whose fix was applied (or, with --diff, would be)
+
+    @classmethod
+    def build(cls, findings: Iterable[Finding], fixed: Iterable[Diagnostic] = ()) -> "Report":
+        return cls(
+            findings=tuple(sorted(findings, key=lambda finding: finding.diagnostic.sort_key())),
+            fixed=tuple(sorted(fixed, key=Diagnostic.sort_key)),
+        )
+
+    @classmethod
+    def from_diagnostics(cls, diagnostics: Iterable[Diagnostic], unsafe_fixes: bool = False) -> "Report":
+        """Build a report where one `unsafe_fixes` setting governs every diagnostic."""
+        return cls.build(
+            Finding(diagnostic, diagnostic.fix is not None and diagnostic.fix.is_applicable(unsafe_fixes))
+            for diagnostic in diagnostics
+        )
+
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        return [finding.diagnostic for finding in self.findings]
+
+    @property
+    def fixable_count(self) -> int:
+        return sum(finding.fix_applicable for finding in self.findings)
+
+    @property
+    def hidden_unsafe_fix_count(self) -> int:
+        return sum(finding.fix_hidden_by_unsafe for finding in self.findings)
+
+
+# --- what a code is ---------------------------------------------------------------------------------------------
+
+_SECTION_HEADING = re.compile(r"^##\s+(?P<title>.+?)\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class CodeInfo:
+    """What users see about one code (`peftfix rules`, `peftfix explain`, SARIF rule metadata).
+
+    ``documentation`` is Markdown in sections (`## What it does`, `## Why is this bad?`, `## Example`,
+    `## Fix safety`); source rules keep it in their docstring, checkpoint and runtime checks in their wing's
+    ``codes`` module.
+    """
+
+    code: str
+    name: str
+    summary: str
+    fix_availability: str  # "safe", "unsafe", "sometimes", "display-only", "none"
+    default_enabled: bool
+    documentation: str
+    command: str = "check"  # the command that reports it: check, keys, verify
+
+    def section(self, title: str) -> Optional[str]:
+        """The body of `## <title>` (case-insensitive), or None."""
+        return split_sections(self.documentation).get(title.lower())
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "code": self.code,
+            "name": self.name,
+            "summary": self.summary,
+            "command": self.command,
+            "fix_availability": self.fix_availability,
+            "default_enabled": self.default_enabled,
+        }
+
+
+def split_sections(documentation: str) -> dict[str, str]:
+    """`{"what it does": "...", ...}` from a Markdown text with `## Title` headings."""
+    headings = list(_SECTION_HEADING.finditer(documentation))
+    sections = {}
+    for index, heading in enumerate(headings):
+        end = headings[index + 1].start() if index + 1 < len(headings) else len(documentation)
+        sections[heading.group("title").lower()] = documentation[heading.end() : end].strip()
+    return sections

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 ROOT = Path(__file__).resolve().parents[2]
-REFERENCE_PATH = ROOT / "benches" / "reference_matcher.py"
 
 SEED = 0
 SHARD = "50KB"
@@ -45,14 +44,10 @@ GPT2 = dict(n_embd=32, n_layer=2, n_head=4, vocab_size=VOCAB, n_positions=64, bo
 
 
 def load_reference():
-    """benches/reference_matcher.py as a module (benches/ is not a package)."""
-    name = "peftfix_reference_matcher"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REFERENCE_PATH)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    """The plain-Python reference matcher."""
+    from peftfix.checkpoint import reference
+
+    return reference
 
 
 def native_matcher():

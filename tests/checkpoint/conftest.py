@@ -2,7 +2,7 @@
 
 - ``checkpoints``: every base, adapter and corrupted file of ``ckpt_cases`` (built once per test run; pytest-xdist
   workers share one build through a file lock).
-- ``reference``: the plain-Python reference matcher (benches/reference_matcher.py).
+- ``reference``: the plain-Python reference matcher (peftfix.checkpoint.reference).
 - ``native``: ``peftfix._native`` with the checkpoint matcher; the test is skipped while the extension lacks it.
 - ``matcher``: parametrized over both, so behaviour tests run against the reference and the native matcher.
 - ``layer``: ``peftfix.checkpoint`` backed by the reference or by the native module (parametrized likewise).
@@ -15,7 +15,7 @@ import os
 
 import pytest
 
-import ckpt_cases
+from . import ckpt_cases
 
 
 @pytest.fixture(scope="session")
@@ -64,9 +64,9 @@ def matcher(request):
 def layer(request, monkeypatch):
     """``peftfix.checkpoint`` over the reference or over ``peftfix._native``."""
     import peftfix.checkpoint as checkpoint
+    from peftfix.checkpoint import backend
 
-    backend = request.getfixturevalue(request.param)
-    monkeypatch.setattr(checkpoint, "_backend", backend)
+    monkeypatch.setattr(backend, "_backend", request.getfixturevalue(request.param))
     return checkpoint
 
 

@@ -11,8 +11,8 @@ import os
 
 import pytest
 
-import ckpt_cases
-from ckpt_cases import CASES_BY_NAME, CASE_NAMES, CORRUPT, CORRUPT_NAMES, RESIZED, VOCAB
+from . import ckpt_cases
+from .ckpt_cases import CASES_BY_NAME, CASE_NAMES, CORRUPT, CORRUPT_NAMES, RESIZED, VOCAB
 
 from peftfix.diagnostics import Diagnostic
 

@@ -11,7 +11,7 @@ import warnings
 
 import pytest
 
-from ckpt_cases import PEFT
+from .ckpt_cases import PEFT
 
 
 def _keys(folder) -> dict[str, list[int]]:

@@ -1,6 +1,6 @@
 """safetensors header validation (docs/keys.md "safetensors headers"): unit cases and property tests.
 
-Every case runs against the reference (benches/reference_matcher.py) and ``peftfix._native.read_header``
+Every case runs against the reference (peftfix.checkpoint.reference) and ``peftfix._native.read_header``
 (skipped while it does not exist). The property tests feed random bytes, mutated real headers and randomly
 built headers to the parsers: each must return a valid result or raise ``CheckpointError`` (a ValueError) —
 never another exception — and the native parser must accept exactly what the reference accepts.
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import ckpt_cases
+from . import ckpt_cases
 
 PROPERTY = settings(
     max_examples=150,

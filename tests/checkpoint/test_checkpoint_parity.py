@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from ckpt_cases import CASES_BY_NAME, CASE_NAMES, CORRUPT, CORRUPT_NAMES
+from .ckpt_cases import CASES_BY_NAME, CASE_NAMES, CORRUPT, CORRUPT_NAMES
 
 MODULE_COUNTS = ("adapter_tensors", "adapter_modules", "matched", "matched_after_rewrite", "unmatched")
 BASE_COUNTS = ("base_tensors", "base_shards")

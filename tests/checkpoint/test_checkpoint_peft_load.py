@@ -11,8 +11,8 @@ import warnings
 
 import pytest
 
-import ckpt_cases
-from ckpt_cases import CASES_BY_NAME
+from . import ckpt_cases
+from .ckpt_cases import CASES_BY_NAME
 
 ROUNDTRIP = [case.name for case in ckpt_cases.CASES if case.roundtrip]
 PROMPT = [[1, 5, 6, 7, 8, 9, 10]]

@@ -16,6 +16,7 @@ import textwrap
 import jsonschema
 import pytest
 
+from peftfix import catalog
 from peftfix.source import registry
 
 from .conftest import CLEAN_PEFT, RANK_AND_DROPOUT, RANK_AND_DROPOUT_FIXED_PREFIX, run_module, write
@@ -140,7 +141,7 @@ class TestFormats:
         jsonschema.validate(log, SARIF_2_1_0_SUBSET)
         run = log["runs"][0]
         rules = run["tool"]["driver"]["rules"]
-        assert [rule["id"] for rule in rules] == registry.all_codes()
+        assert [rule["id"] for rule in rules] == [info.code for info in catalog.all_codes()]
         for rule in rules:
             assert rule["shortDescription"]["text"] and rule["help"]["text"]
         assert sorted(result["ruleId"] for result in run["results"]) == ["PF301", "PF302"]
@@ -326,7 +327,7 @@ class TestExitCodes:
         assert {item["filename"] for item in json.loads(result.stdout)} == {"train.py"}
 
     def test_unexpected_exception_exits_2_without_traceback(self, invoke, project, monkeypatch):
-        from peftfix import runner
+        from peftfix.source import runner
 
         def broken(*args, **kwargs):
             raise RuntimeError("unexpected")
@@ -337,7 +338,7 @@ class TestExitCodes:
         assert "internal error: RuntimeError: unexpected" in result.stderr and "Traceback" not in result.output
 
     def test_debug_shows_the_traceback(self, invoke, project, monkeypatch):
-        from peftfix import runner
+        from peftfix.source import runner
 
         def broken(*args, **kwargs):
             raise RuntimeError("unexpected")
@@ -522,22 +523,36 @@ class TestRulesAndExplain:
         assert result.exit_code == 0
         for rule in registry.ALL_RULES:
             assert rule.code in result.stdout and rule.name in result.stdout
+        for line in result.stdout.splitlines():
+            if "PK001" in line:
+                assert "prefix-mismatch" in line and "keys" in line
+            if "PV001" in line:
+                assert "no-output-delta" in line and "verify" in line
 
-    def test_rules_json(self, invoke):
+    def test_rules_json_lists_every_code_with_its_command(self, invoke):
         result = invoke(["rules", "--format", "json"])
         data = json.loads(result.stdout)
-        assert [item["code"] for item in data] == registry.all_codes()
+        checkpoint = [f"PK00{n}" for n in range(7)]
+        runtime = [f"PV00{n}" for n in range(1, 5)]
+        assert [item["code"] for item in data] == registry.all_codes() + checkpoint + runtime
+        commands = {item["code"]: item["command"] for item in data}
+        assert {commands[code] for code in registry.all_codes()} == {"check"}
+        assert {commands[code] for code in checkpoint} == {"keys"}
+        assert {commands[code] for code in runtime} == {"verify"}
         for item in data:
-            assert set(item) == {"code", "name", "summary", "fix_availability", "default_enabled"}
+            assert set(item) == {"code", "name", "summary", "command", "fix_availability", "default_enabled"}
             assert item["fix_availability"] in {"safe", "unsafe", "sometimes", "display-only", "none"}
             assert isinstance(item["default_enabled"], bool)
 
-    @pytest.mark.parametrize("code", registry.all_codes())
-    def test_explain_every_rule(self, invoke, code):
+    @pytest.mark.parametrize("code", [info.code for info in catalog.all_codes()])
+    def test_explain_every_code(self, invoke, code):
         result = invoke(["explain", code.lower()])
         assert result.exit_code == 0
         assert result.stdout.startswith(f"# {code} (")
-        assert "## What it does" in result.stdout
+        for section in ("## What it does", "## Why is this bad?", "## Example"):
+            assert section in result.stdout, section
+        command = catalog.code_info(code).command
+        assert f"Reported by: peftfix {command}" in result.stdout
 
     def test_explain_unknown_code(self, invoke):
         result = invoke(["explain", "PF999"])
@@ -548,7 +563,7 @@ class TestRulesAndExplain:
 
 
 def test_unwritable_file_is_an_error_and_keeps_its_findings(invoke, project, monkeypatch):
-    from peftfix import runner
+    from peftfix.source import runner
 
     def failing_write(path, data):
         raise PermissionError(13, "Permission denied")

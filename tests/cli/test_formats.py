@@ -10,8 +10,8 @@ import pytest
 from peftfix.diagnostics import Applicability
 from peftfix.output import FORMAT_NAMES, renderer
 from peftfix.output import github, sarif, text
-from peftfix.report import Finding, Report
-from peftfix.rule_docs import RuleInfo
+from peftfix.diagnostics import Finding, Report
+from peftfix.diagnostics import CodeInfo
 
 from .conftest import make_diagnostic, make_fix
 from .sarif_schema import SARIF_2_1_0_SUBSET
@@ -32,10 +32,10 @@ LoraConfig(target_modules=["dropout"])
 Safe.
 """
 RULES = [
-    RuleInfo(
+    CodeInfo(
         "PF301", "non-linear-target-module", "target_modules names a non-Linear module", "safe", True, RULE_DOC
     ),
-    RuleInfo("PF302", "excessive-rank", "LoRA rank is very large", "display-only", True, ""),
+    CodeInfo("PF302", "excessive-rank", "LoRA rank is very large", "display-only", True, ""),
 ]
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from peftfix.settings import Settings
 from peftfix.source.engine import check_bytes
+from peftfix.source.registry import default_settings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -43,7 +43,7 @@ def test_example_is_valid_python(name):
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_example_reports_its_rule(name):
     required, allowed = EXPECTED[name]
-    outcome = check_bytes((EXAMPLES / name).read_bytes(), name, settings=Settings.default())
+    outcome = check_bytes((EXAMPLES / name).read_bytes(), name, settings=default_settings())
     found = {diagnostic.code for diagnostic in outcome.diagnostics}
     listing = "\n".join(
         f"  {d.code} {d.location.row if d.location else '-'}: {d.message}" for d in outcome.diagnostics

@@ -1,16 +1,17 @@
-"""Output formats for `peftfix check`: one module per format, each with `render(report) -> str`."""
+"""The output formats of every command (`check`, `keys`, `verify`): one module per format, each with
+`render(report) -> str` over the shared :class:`~peftfix.diagnostics.Report`."""
 
 from __future__ import annotations
 
 from typing import Callable
 
-from peftfix.report import Report
+from peftfix.diagnostics import Report
 
 FORMAT_NAMES = ("text", "json", "sarif", "github")
 
 
 def renderer(format_name: str) -> Callable[..., str]:
-    """The `render` function of a format (imported lazily: SARIF needs the rule registry, text needs click)."""
+    """The `render` function of a format (imported lazily: SARIF needs the catalog, text needs click)."""
     if format_name == "text":
         from peftfix.output import text as module
     elif format_name == "json":

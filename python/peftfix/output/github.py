@@ -7,9 +7,8 @@ Escaping follows the Actions toolkit: `%`, CR and LF in the message; additionall
 
 from __future__ import annotations
 
-from peftfix.diagnostics import Diagnostic
+from peftfix.diagnostics import Diagnostic, Report
 from peftfix.output.common import severity_level
-from peftfix.report import Report
 
 _LEVELS = {"error": "error", "warning": "warning"}
 
@@ -23,7 +22,7 @@ def escape_property(text: str) -> str:
 
 
 def _properties(diagnostic: Diagnostic) -> list[tuple[str, str]]:
-    properties = [("title", f"peftfix ({diagnostic.code})"), ("file", diagnostic.filename)]
+    properties = [("title", f"peftfix ({diagnostic.code})"), ("file", diagnostic.artifact_path)]
     if diagnostic.location is not None:
         properties += [("line", str(diagnostic.location.row)), ("col", str(diagnostic.location.column))]
         if diagnostic.end_location is not None:

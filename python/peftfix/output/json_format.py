@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from peftfix.report import Report
+from peftfix.diagnostics import Report
 
 
 def render(report: Report) -> str:

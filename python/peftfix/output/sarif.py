@@ -1,6 +1,6 @@
 """`--format sarif`: a SARIF 2.1.0 log (one run), for GitHub code scanning and other SARIF viewers.
 
-Rules carry the registry's documentation; results carry their region and, where the finding has a fix with
+Rules carry the catalog's documentation (every code: source, checkpoint and runtime); results carry their region and, where the finding has a fix with
 edits, a SARIF `fix` (deleted regions and inserted text). Columns count characters, which SARIF calls
 `unicodeCodePoints` (its default would be UTF-16 code units).
 """
@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from peftfix import about
-from peftfix.diagnostics import Diagnostic, Fix, Location
+from peftfix.diagnostics import CodeInfo, Diagnostic, Fix, Location, Report
 from peftfix.output.common import severity_level
-from peftfix.report import Report
-from peftfix.rule_docs import RuleInfo, all_rule_infos
+from peftfix.catalog import all_codes
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
@@ -38,7 +37,7 @@ def region(start: Location, end: Optional[Location]) -> dict[str, int]:
     return result
 
 
-def rule_descriptor(info: RuleInfo) -> dict[str, Any]:
+def rule_descriptor(info: CodeInfo) -> dict[str, Any]:
     descriptor: dict[str, Any] = {
         "id": info.code,
         "name": info.name,
@@ -74,7 +73,7 @@ def _fix(fix: Fix, uri: str) -> Optional[dict[str, Any]]:
 
 
 def result(diagnostic: Diagnostic, rule_index: int) -> dict[str, Any]:
-    uri = artifact_uri(diagnostic.filename)
+    uri = artifact_uri(diagnostic.artifact_path)
     physical: dict[str, Any] = {"artifactLocation": {"uri": uri}}
     if diagnostic.location is not None:
         physical["region"] = region(diagnostic.location, diagnostic.end_location)
@@ -93,14 +92,14 @@ def result(diagnostic: Diagnostic, rule_index: int) -> dict[str, Any]:
     return entry
 
 
-def build_log(report: Report, rules: Optional[list[RuleInfo]] = None) -> dict[str, Any]:
-    """The SARIF log as a dict. ``rules`` defaults to the registry's; codes outside it get a bare descriptor."""
-    descriptors = [rule_descriptor(info) for info in (rules if rules is not None else all_rule_infos())]
+def build_log(report: Report, rules: Optional[list[CodeInfo]] = None) -> dict[str, Any]:
+    """The SARIF log as a dict. ``rules`` defaults to the catalog; codes outside it get a bare descriptor."""
+    descriptors = [rule_descriptor(info) for info in (rules if rules is not None else all_codes())]
     index_of = {descriptor["id"]: index for index, descriptor in enumerate(descriptors)}
     results = []
     for finding in report.findings:
         code = finding.diagnostic.code
-        if code not in index_of:  # checkpoint / runtime codes are not source rules
+        if code not in index_of:  # a code the given rules do not describe
             index_of[code] = len(descriptors)
             descriptors.append({"id": code, "shortDescription": {"text": code}})
         results.append(result(finding.diagnostic, index_of[code]))
@@ -124,5 +123,5 @@ def build_log(report: Report, rules: Optional[list[RuleInfo]] = None) -> dict[st
     }
 
 
-def render(report: Report, rules: Optional[list[RuleInfo]] = None) -> str:
+def render(report: Report, rules: Optional[list[CodeInfo]] = None) -> str:
     return json.dumps(build_log(report, rules), indent=2) + "\n"

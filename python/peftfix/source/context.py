@@ -15,8 +15,9 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from peftfix.diagnostics import Edit, Location
+from peftfix.source.edits.sequences import append_element
 from peftfix.source.name_index import NameIndex
-from peftfix.settings import Settings
+from peftfix.source.settings import Settings
 
 
 class FileContext:
@@ -203,140 +204,9 @@ def child_blocks(statement: cst.CSTNode) -> list:
     return blocks
 
 
-def append_element(elements: Sequence, new_element) -> list:
-    """Append to a comma-separated libcst sequence (args, import aliases, list elements), keeping its style.
-
-    A sequence that ends in a trailing comma keeps one, a one-per-line layout stays one per line, and each
-    trailing comment stays on the element it belongs to.
-    """
-    elements = list(elements)
-    if not elements:
-        return [new_element]
-    last = elements[-1]
-    trailing = last.comma
-    if not isinstance(trailing, cst.Comma):
-        return elements + [new_element]
-    if len(elements) >= 2 and isinstance(elements[-2].comma, cst.Comma):
-        between = elements[-2].comma
-    else:
-        between = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
-    elements[-1] = last.with_changes(comma=_relayout(trailing, between))
-    return elements + [new_element.with_changes(comma=_without_comment(trailing))]
-
-
-def remove_element(elements: Sequence, index: int) -> list:
-    """Remove one element of a comma-separated libcst sequence; the new last one ends the way the removed did."""
-    elements = list(elements)
-    removed = elements.pop(index)
-    if elements and index == len(elements):
-        previous = elements[-1].comma
-        if isinstance(removed.comma, cst.Comma) or not _has_comment(previous):
-            elements[-1] = elements[-1].with_changes(comma=_relayout(previous, removed.comma))
-    return elements
-
-
-def remove_from_literal(literal: cst.BaseExpression, index: int) -> cst.BaseExpression:
-    """A list/tuple/set literal without its ``index``-th element, comments kept with their elements.
-
-    When the last element has no line break of its own, its line end (and trailing comment) is owned by the
-    closing bracket: removing it hands the bracket the previous element's line end instead.
-    """
-    old = list(literal.elements)
-    elements = remove_element(old, index)
-    closing_name = {cst.List: "rbracket", cst.Set: "rbrace"}.get(type(literal))
-    closing = getattr(literal, closing_name) if closing_name else None
-    if (
-        closing is not None
-        and elements
-        and index == len(old) - 1
-        and isinstance(closing.whitespace_before, cst.ParenthesizedWhitespace)
-        and isinstance(old[-2].comma, cst.Comma)
-        and isinstance(old[-2].comma.whitespace_after, cst.ParenthesizedWhitespace)
-    ):
-        line_end = old[-2].comma.whitespace_after.with_changes(
-            indent=closing.whitespace_before.indent, last_line=closing.whitespace_before.last_line
-        )
-        elements[-1] = elements[-1].with_changes(comma=old[-1].comma)
-        closing = closing.with_changes(whitespace_before=line_end)
-        return literal.with_changes(elements=elements, **{closing_name: closing})
-    if isinstance(literal, cst.Tuple) and len(elements) == 1 and not isinstance(elements[0].comma, cst.Comma):
-        elements[0] = elements[0].with_changes(comma=cst.Comma())  # ("q_proj",) stays a tuple
-    return literal.with_changes(elements=elements)
-
-
-def _relayout(comma, layout):
-    """``comma`` with its own trailing comment but the line break and indentation that follow ``layout``."""
-    if (
-        isinstance(comma, cst.Comma)
-        and isinstance(layout, cst.Comma)
-        and isinstance(comma.whitespace_after, cst.ParenthesizedWhitespace)
-        and isinstance(layout.whitespace_after, cst.ParenthesizedWhitespace)
-    ):
-        after = layout.whitespace_after
-        return comma.with_changes(whitespace_after=comma.whitespace_after.with_changes(indent=after.indent, last_line=after.last_line))
-    return layout
-
-
-def _without_comment(comma: cst.Comma) -> cst.Comma:
-    after = comma.whitespace_after
-    if isinstance(after, cst.ParenthesizedWhitespace):
-        return comma.with_changes(whitespace_after=after.with_changes(first_line=cst.TrailingWhitespace(), empty_lines=()))
-    return comma
-
-
-def _has_comment(comma) -> bool:
-    after = getattr(comma, "whitespace_after", None)
-    return isinstance(after, cst.ParenthesizedWhitespace) and after.first_line.comment is not None
-
-
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def _line_starts(source: str) -> list[int]:
     """Offsets where lines start; like libcst (and Python), a lone CR ends a line too."""
     return [0] + [match.end() for match in _LINE_BREAK.finditer(source)]
-
-
-def iter_string_value(node: cst.CSTNode) -> Optional[str]:
-    """The value of a plain string literal (no f-string), else None."""
-    if isinstance(node, (cst.SimpleString, cst.ConcatenatedString)):
-        value = node.evaluated_value
-        return value if isinstance(value, str) else None
-    return None
-
-
-def keyword_arg(call: cst.Call, name: str) -> Optional[cst.Arg]:
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == name:
-            return arg
-    return None
-
-
-def positional_args(call: cst.Call) -> list[cst.Arg]:
-    return [arg for arg in call.args if arg.keyword is None and not arg.star]
-
-
-def argument(call: cst.Call, position: int, keyword: str) -> Optional[cst.Arg]:
-    """The argument passed at ``position`` or as ``keyword``."""
-    found = keyword_arg(call, keyword)
-    if found is not None:
-        return found
-    positional = positional_args(call)
-    return positional[position] if position < len(positional) else None
-
-
-def literal_bool(node: Optional[cst.CSTNode]) -> Optional[bool]:
-    if isinstance(node, cst.Name) and node.value in ("True", "False"):
-        return node.value == "True"
-    return None
-
-
-
-def dotted_name(node: cst.CSTNode) -> Optional[str]:
-    """``x`` or ``self.model.inner`` as a string; None for anything else."""
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
-        base = dotted_name(node.value)
-        return f"{base}.{node.attr.value}" if base is not None else None
-    return None

@@ -15,11 +15,11 @@ from typing import Optional
 import libcst as cst
 
 from peftfix.diagnostics import Applicability, Diagnostic, Location
-from peftfix.settings import Settings
+from peftfix.source.settings import Settings
 from peftfix.source import fixer
 from peftfix.source.context import FileContext
 from peftfix.source.flow.interpreter import Interpreter
-from peftfix.source.registry import ALL_RULES
+from peftfix.source.registry import ALL_RULES, default_settings
 from peftfix.source.rule import Rule
 from peftfix.source.rules.pf000_parse_error import ParseError
 from peftfix.source.suppression import is_suppressed, suppressions
@@ -58,7 +58,7 @@ def check_bytes(data: bytes, filename: str, settings: Settings, fix: bool = Fals
 
 
 def check_source(source: str, filename: str = "<stdin>", settings: Optional[Settings] = None) -> list[Diagnostic]:
-    settings = settings or Settings.default()
+    settings = settings or default_settings()
     try:
         return _lint(source, filename, settings)
     except SourceError as error:
@@ -66,7 +66,7 @@ def check_source(source: str, filename: str = "<stdin>", settings: Optional[Sett
 
 
 def fix_source(source: str, filename: str = "<stdin>", settings: Optional[Settings] = None) -> FileOutcome:
-    settings = settings or Settings.default()
+    settings = settings or default_settings()
     try:
         result = fixer.fix_until_stable(source, lambda text: _lint(text, filename, settings), settings.unsafe_fixes)
     except SourceError as error:  # only the original can fail to parse: fixes that break the file are dropped

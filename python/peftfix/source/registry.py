@@ -1,10 +1,14 @@
-"""The catalog of source rules, ordered by code."""
+"""The source rules, ordered by code (the catalog reads their documentation from here)."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Optional
 
+from peftfix.diagnostics import CodeInfo
+
 from peftfix.source.rule import Rule
+from peftfix.source.settings import Settings
 from peftfix.source.rules import (
     pf000_parse_error,
     pf101_automodel_for_causal_lm,
@@ -46,3 +50,25 @@ def all_codes() -> list[str]:
 
 def default_codes() -> list[str]:
     return [rule.code for rule in ALL_RULES if rule.default_enabled]
+
+
+def default_settings() -> Settings:
+    """The rules on by default, no unsafe fixes, the default rank limit."""
+    return Settings(enabled=frozenset(default_codes()))
+
+
+def code_info(rule: type[Rule]) -> CodeInfo:
+    """What the catalog shows of a rule: its class attributes and its docstring."""
+    return CodeInfo(
+        code=rule.code,
+        name=rule.name,
+        summary=rule.summary,
+        fix_availability=rule.fix_availability,
+        default_enabled=rule.default_enabled,
+        documentation=inspect.cleandoc(rule.__doc__ or ""),
+        command="check",
+    )
+
+
+def code_infos() -> list[CodeInfo]:
+    return [code_info(rule) for rule in ALL_RULES]

@@ -7,12 +7,13 @@ Callees are recognised by their resolved qualified names (``transformers.AutoMod
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import libcst as cst
 
 from peftfix.source.adapter_config import adapter_task_type
-from peftfix.source.context import argument, dotted_name, iter_string_value, keyword_arg, literal_bool, positional_args
+from peftfix.source.syntax import argument, dotted_name, iter_string_value, keyword_arg, literal_bool, positional_args
+from peftfix.source.flow.evaluator import Evaluator
 from peftfix.source.flow.model import EMPTY, HISTORY_KINDS, Ev, Event, Kind, Obj, State
 
 # Methods only a model has: a variable they are called on holds a model even when its loading is not shown.
@@ -20,10 +21,6 @@ MODEL_METHODS = frozenset(
     {"resize_token_embeddings", "merge_and_unload", "unload", "load_adapter", "add_adapter", "set_adapter",
      "generate", "print_trainable_parameters", "get_base_model", "disable_adapter", "enable_adapter_layers"}
 )
-
-if TYPE_CHECKING:
-    from peftfix.source.flow.interpreter import Interpreter
-
 
 # ``LlamaModel``, ``Qwen2Model``: a bare transformer without task head.
 BARE_MODEL = re.compile(r"^(?!TF|Flax)[A-Z][A-Za-z0-9_]*Model$")
@@ -58,7 +55,9 @@ def is_tokenizer_class(class_name: str) -> bool:
 
 
 class CallSemantics:
-    def __init__(self, interpreter: "Interpreter"):
+    """What library calls do to the data-flow model, evaluated through the interpreter's :class:`Evaluator`."""
+
+    def __init__(self, interpreter: Evaluator):
         self.interp = interpreter
         self.ctx = interpreter.ctx
 

@@ -14,7 +14,9 @@ from typing import Callable, Iterable, Optional, Sequence
 
 import libcst as cst
 
-from peftfix.source.context import FileContext, child_blocks, dotted_name
+from peftfix.source.context import FileContext, child_blocks
+
+from peftfix.source.syntax import dotted_name
 from peftfix.source.flow.calls import CallSemantics
 from peftfix.source.flow.names import import_bindings, is_tracked, module_level_imports
 from peftfix.source.flow.model import (
@@ -461,8 +463,9 @@ class Interpreter:
         summary = self.summary(function)
         if summary is None:
             return EMPTY
-        binding = _bind_arguments(call, args, summary)
-        self._materialize_arguments(call, summary, binding, state)
+        bound = _parameter_arguments(call, summary)
+        binding = {name: args[index] for name, index in bound.items()}
+        self._materialize_arguments(call, summary, bound, binding, state)
         results = []
         returned = EMPTY
         for value, exit_state in summary.exits:
@@ -479,7 +482,9 @@ class Interpreter:
             state.env, state.heap = merged.env, merged.heap
         return returned
 
-    def _materialize_arguments(self, call: cst.Call, summary: Summary, binding: dict, state: State) -> None:
+    def _materialize_arguments(
+        self, call: cst.Call, summary: Summary, bound: dict[str, int], binding: dict, state: State
+    ) -> None:
         """A plain variable passed where the callee treats it as a model holds one, even if unseen here."""
         used_as_model = {
             name
@@ -488,10 +493,9 @@ class Interpreter:
             for history in exit_state.heap.get(param, ())
             if any(event.kind not in _DEFERRED for event in history[1:])
         }
-        nodes = _argument_nodes(call, summary)
         for name in used_as_model:
-            if not binding.get(name) and name in nodes:
-                binding[name] = self.calls.materialize(nodes[name], state)
+            if not binding.get(name) and name in bound:
+                binding[name] = self.calls.materialize(call.args[bound[name]].value, state)
 
     def _replay(self, obj: Obj, suffixes: list, state: State) -> None:
         """Replay a callee's events on a caller's object (translating parameter-dependent calls)."""
@@ -552,33 +556,21 @@ def _translate(event: Event, view_kind: Kind) -> Optional[Event]:
 _DEFERRED = (Ev.CALL_TRAIN, Ev.CALL_STEP, Ev.CALL_BACKWARD)
 
 
-def _argument_nodes(call: cst.Call, summary: Summary) -> dict:
-    nodes: dict = {}
+def _parameter_arguments(call: cst.Call, summary: Summary) -> dict[str, int]:
+    """Which argument of ``call`` (its index) each parameter of the callee receives. Binding stops at the first
+    ``*args``/``**kwargs``: from there on, positions are unknown."""
+    bound: dict[str, int] = {}
     position = 0
-    for arg in call.args:
+    for index, arg in enumerate(call.args):
         if arg.star:
             break
         if arg.keyword is not None:
-            nodes[arg.keyword.value] = arg.value
-        elif position < len(summary.positional_names):
-            nodes[summary.positional_names[position]] = arg.value
-            position += 1
-    return nodes
-
-
-def _bind_arguments(call: cst.Call, args: list, summary: Summary) -> dict:
-    binding: dict = {}
-    position = 0
-    for arg, value in zip(call.args, args):
-        if arg.star:
-            return binding  # *args/**kwargs: positions are unknown from here on
-        if arg.keyword is not None:
-            binding[arg.keyword.value] = value
+            bound[arg.keyword.value] = index
             continue
         if position < len(summary.positional_names):
-            binding[summary.positional_names[position]] = value
+            bound[summary.positional_names[position]] = index
         position += 1
-    return binding
+    return bound
 
 
 def _body_statements(function: cst.FunctionDef) -> Sequence[cst.CSTNode]:

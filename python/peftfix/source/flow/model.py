@@ -107,15 +107,21 @@ WRAP_EVENTS = (Ev.GET_PEFT_MODEL, Ev.LOAD_PEFT, Ev.CREATE_PEFT)
 UNWRAP_EVENTS = (Ev.MERGE, Ev.UNWRAP)
 
 
+def last_since_unwrap(history: Iterable[Event], kinds: Iterable[Ev]) -> Optional[Event]:
+    """The most recent event of ``kinds`` since the object was last a plain model (merged or unloaded)."""
+    kinds = frozenset(kinds)
+    found = None
+    for event in history:
+        if event.kind in kinds:
+            found = event
+        elif event.kind in UNWRAP_EVENTS:
+            found = None
+    return found
+
+
 def last_wrap(history: Iterable[Event]) -> Optional[Event]:
     """The most recent event that made the object a PeftModel along this path, if it still is one."""
-    wrap = None
-    for event in history:
-        if event.kind in WRAP_EVENTS:
-            wrap = event
-        elif event.kind in UNWRAP_EVENTS:
-            wrap = None
-    return wrap
+    return last_since_unwrap(history, WRAP_EVENTS)
 
 
 def creation(history: Iterable[Event]) -> Optional[Event]:

@@ -13,7 +13,7 @@ from typing import Iterable, Optional
 
 import libcst as cst
 
-from peftfix.source.context import dotted_name
+from peftfix.source.syntax import dotted_name
 
 # Packages whose names the rules care about; a qualified name outside them is never one of "ours".
 TRACKED_PACKAGES = frozenset({"peft", "transformers", "trl", "torch", "bitsandbytes", "accelerate", "os"})

@@ -5,7 +5,7 @@ from typing import Optional
 import libcst as cst
 
 from peftfix.diagnostics import Applicability, Fix
-from peftfix.source.fixes import (
+from peftfix.source.edits.recipes import (
     assigned_between,
     call_statement,
     next_rebinding,
@@ -13,20 +13,9 @@ from peftfix.source.fixes import (
     same_block,
     unused_import_edit,
 )
-from peftfix.source.context import dotted_name
-from peftfix.source.flow.model import UNWRAP_EVENTS, Ev, Event
+from peftfix.source.syntax import dotted_name
+from peftfix.source.flow.model import Ev, Event, last_since_unwrap
 from peftfix.source.rule import Invalid, Rule, subscribes
-
-
-def stray_wrap(history: tuple) -> Optional[Event]:
-    """The ``get_peft_model`` that wrapped the object since it was last a plain model, if any."""
-    found = None
-    for event in history:
-        if event.kind is Ev.GET_PEFT_MODEL:
-            found = event
-        elif event.kind in UNWRAP_EVENTS:
-            found = None
-    return found
 
 
 class StrayGetPeftModel(Rule):
@@ -65,7 +54,7 @@ class StrayGetPeftModel(Rule):
     EVENTS = subscribes(Ev.LOAD_PEFT)
 
     def on_event(self, history: tuple, event: Event) -> None:
-        wrap = stray_wrap(history)
+        wrap = last_since_unwrap(history, (Ev.GET_PEFT_MODEL,))
         if wrap is None:
             return
         if self._loads_into_the_original_name(wrap, event):
@@ -94,7 +83,7 @@ class StrayGetPeftModel(Rule):
             # Loading under the active name ("default") replaces the untrained weights: that one is applied.
             if event.kind is not Ev.LOAD_ADAPTER or event.get("adapter_name") in (None, "default"):
                 continue
-            wrap = stray_wrap(history[:index])
+            wrap = last_since_unwrap(history[:index], (Ev.GET_PEFT_MODEL,))
             if wrap is None or any(later.kind is Ev.SET_ADAPTER for later in history[index + 1 :]):
                 continue
             message = (

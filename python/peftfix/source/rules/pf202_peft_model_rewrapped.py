@@ -3,8 +3,8 @@ from __future__ import annotations
 from typing import Optional
 
 from peftfix.diagnostics import Applicability, Fix
-from peftfix.source.fixes import call_statement, same_block, set_is_trainable, unused_import_edit
-from peftfix.source.context import dotted_name
+from peftfix.source.edits.recipes import call_statement, same_block, set_is_trainable, unused_import_edit
+from peftfix.source.syntax import dotted_name
 from peftfix.source.flow.model import Ev, Event, last_wrap
 from peftfix.source.rule import Invalid, Rule, subscribes
 

@@ -5,7 +5,7 @@ from typing import Optional
 import libcst as cst
 
 from peftfix.diagnostics import Applicability, Fix
-from peftfix.source.fixes import set_is_trainable
+from peftfix.source.edits.recipes import set_is_trainable
 from peftfix.source.flow.model import Ev, Event, last_wrap
 from peftfix.source.rule import Invalid, Rule, subscribes
 

@@ -6,7 +6,8 @@ from typing import Optional
 import libcst as cst
 
 from peftfix.diagnostics import Applicability, Fix
-from peftfix.source.context import iter_string_value, remove_from_literal
+from peftfix.source.syntax import iter_string_value
+from peftfix.source.edits.sequences import remove_from_literal
 from peftfix.source.flow.model import Ev, Event, last_wrap
 from peftfix.source.rule import Invalid, Rule, subscribes
 

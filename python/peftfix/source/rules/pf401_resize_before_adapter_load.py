@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Optional
 
 from peftfix.diagnostics import Applicability, Fix
-from peftfix.source.context import dotted_name
+from peftfix.source.syntax import dotted_name
 from peftfix.source.flow.model import Ev, Event
 from peftfix.source.rule import Invalid, Rule, subscribes
 

@@ -1,0 +1,96 @@
+"""Check adapters against a base: one adapter at a time, or many against a base indexed once."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Optional
+
+from peftfix.checkpoint import backend
+from peftfix.checkpoint.backend import PathLike
+from peftfix.checkpoint.report import Report
+
+LOAD_AS = ("causal-lm", "base-model")
+
+
+def _load_as(load_as: str) -> str:
+    if load_as not in LOAD_AS:
+        raise ValueError(f"load_as must be one of {', '.join(LOAD_AS)}, not {load_as!r}")
+    return load_as
+
+
+def check_adapter(adapter: PathLike, base: PathLike, load_as: str = "causal-lm") -> Report:
+    """Check one adapter (directory or ``.safetensors`` file) against a base checkpoint (directory, file or index).
+
+    Never raises for unreadable or corrupt checkpoints: they come back as a report with one PK000 finding.
+    """
+    native = backend.native()
+    _load_as(load_as)
+    adapter_path, base_path = os.fspath(adapter), os.fspath(base)
+    try:
+        data = native.check_adapter(adapter_path, base_path, load_as)
+    except backend.readable_errors() as error:
+        return Report.unreadable_checkpoint(adapter_path, base_path, error)
+    return Report.from_native(data, adapter_path)
+
+
+class BaseIndex:
+    """A base checkpoint indexed once (headers of every shard read, module tree built), checked many times.
+
+    An unreadable base does not raise here: every check then returns a PK000 report naming the base file.
+    """
+
+    def __init__(self, base: PathLike, load_as: str = "causal-lm") -> None:
+        native = backend.native()
+        self.base = os.fspath(base)
+        self.load_as = _load_as(load_as)
+        self.error: Optional[BaseException] = None
+        self._index: Any = None
+        try:
+            self._index = native.BaseIndex(self.base, self.load_as)
+        except backend.readable_errors() as error:
+            self.error = error
+
+    @property
+    def tensor_count(self) -> int:
+        return int(self._index.tensor_count) if self._index is not None else 0
+
+    @property
+    def shard_count(self) -> int:
+        return int(self._index.shard_count) if self._index is not None else 0
+
+    @property
+    def header_bytes(self) -> int:
+        return int(self._index.header_bytes) if self._index is not None else 0
+
+    @property
+    def base_model_prefix(self) -> str:
+        return str(self._index.base_model_prefix) if self._index is not None else ""
+
+    def _unreadable_base(self, adapter: str) -> Report:
+        assert self.error is not None
+        return Report.unreadable_checkpoint(adapter, self.base, self.error)
+
+    def check(self, adapter: PathLike) -> Report:
+        adapter_path = os.fspath(adapter)
+        if self._index is None:
+            return self._unreadable_base(adapter_path)
+        try:
+            data = self._index.check(adapter_path)
+        except backend.readable_errors() as error:
+            return Report.unreadable_checkpoint(adapter_path, self.base, error)
+        return Report.from_native(data, adapter_path)
+
+    def check_many(self, adapters: Iterable[PathLike]) -> list[Report]:
+        """One report per adapter, in order; the native side checks them in parallel.
+
+        One unreadable adapter does not hide the others: when the batch call fails, each adapter is checked on
+        its own and only the broken ones get PK000.
+        """
+        paths = [os.fspath(adapter) for adapter in adapters]
+        if self._index is None:
+            return [self._unreadable_base(path) for path in paths]
+        try:
+            results = self._index.check_many(paths)
+        except backend.readable_errors():
+            return [self.check(path) for path in paths]
+        return [Report.from_native(data, path) for data, path in zip(results, paths)]

@@ -1,0 +1,67 @@
+"""What every subcommand shares: the exit codes, usage errors and printing a report in the chosen format.
+
+Exit codes, for every command: 0 nothing left to report, 1 findings remain, 2 usage error, unreadable input or
+internal error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Sequence
+
+import click
+
+from peftfix.diagnostics import Report
+from peftfix.output import FORMAT_NAMES, renderer
+
+EXIT_CLEAN = 0
+EXIT_FINDINGS = 1
+EXIT_ERROR = 2
+
+FORMAT_OPTION_HELP = "Output format."
+
+
+class UsageProblem(click.ClickException):
+    """A problem with what the user asked for (bad option value, bad config, unknown code): exit 2."""
+
+    exit_code = EXIT_ERROR
+
+
+def exit_status(has_errors: bool, has_findings: bool, exit_zero: bool = False) -> int:
+    if has_errors:
+        return EXIT_ERROR  # --exit-zero never hides an error
+    if has_findings and not exit_zero:
+        return EXIT_FINDINGS
+    return EXIT_CLEAN
+
+
+def format_option(default: str = "text") -> "click.Option":
+    """``--format text|json|sarif|github``, the same for every command that reports findings."""
+    return click.option(  # type: ignore[return-value]
+        "--format",
+        "output_format",
+        type=click.Choice(FORMAT_NAMES),
+        default=default,
+        show_default=True,
+        help=FORMAT_OPTION_HELP,
+    )
+
+
+def wants_color(err: bool = False) -> bool:
+    stream = sys.stderr if err else sys.stdout
+    return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
+
+
+def render(report: Report, output_format: str, err: bool = False, context: Sequence[str] = ()) -> str:
+    """The report in ``output_format``. ``context`` lines (what was checked, figures) precede the findings in
+    the text format only: machine formats carry the same figures in each finding's details."""
+    render_format = renderer(output_format)
+    if output_format != "text":
+        return render_format(report)
+    lines = "".join(f"{line}\n" for line in context)
+    return lines + render_format(report, color=wants_color(err))
+
+
+def emit(report: Report, output_format: str, err: bool = False, context: Sequence[str] = ()) -> None:
+    click.echo(render(report, output_format, err=err, context=context), nl=False, err=err)

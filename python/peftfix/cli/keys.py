@@ -1,0 +1,103 @@
+"""`peftfix keys ADAPTER... --base BASE`: the checkpoint checks (PK000-PK006) from the command line.
+
+The base is indexed once and every adapter is checked against it (in parallel on the native side). A long run
+on a terminal shows a progress bar on stderr. Exit codes as everywhere: 0 clean, 1 findings, 2 when a checkpoint
+could not be read (PK000) or the command was misused.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+import click
+
+from peftfix.checkpoint import LOAD_AS, BaseIndex, Report, write_remapped
+from peftfix.cli.common import emit, exit_status, format_option
+from peftfix.diagnostics import Report as Findings
+from peftfix.output.common import pluralize
+
+# Below this many adapters the bar would only flicker.
+PROGRESS_MIN_ADAPTERS = 4
+
+
+@click.command("keys", short_help="Match adapter keys against a base checkpoint (safetensors headers only).")
+@click.argument("adapters", nargs=-1, required=True, metavar="ADAPTER...")
+@click.option("--base", required=True, metavar="BASE", help="Base checkpoint: directory, .safetensors or index file.")
+@click.option(
+    "--load-as",
+    type=click.Choice(LOAD_AS),
+    default="causal-lm",
+    show_default=True,
+    help="The module tree the adapter is loaded into: AutoModelForCausalLM's or AutoModel's.",
+)
+@click.option(
+    "--write-remapped",
+    "remapped_out",
+    metavar="OUT",
+    help="Write a fixed adapter with the inferred prefix rewrite (one adapter: OUT; several: OUT/<name>).",
+)
+@format_option()
+def keys_command(
+    adapters: Sequence[str], base: str, load_as: str, remapped_out: Optional[str], output_format: str
+) -> None:
+    """Match every key of each ADAPTER to its module in BASE from safetensors headers alone: prefix mismatches
+    PEFT drops silently (PK001), unmatched modules (PK002), shape conflicts such as a resized vocabulary
+    (PK003), all-zero lora_B (PK004), config disagreements (PK005), empty adapters (PK006), unreadable
+    checkpoints (PK000). `peftfix explain PK001` documents each code."""
+    index = BaseIndex(base, load_as)
+    reports = _check_all(index, adapters)
+    written = _write_remapped(reports, remapped_out) if remapped_out else []
+    findings = Findings.from_diagnostics(finding for report in reports for finding in report.findings)
+    emit(findings, output_format, context=context_lines(reports, index))
+    for line in written:
+        click.echo(line, err=True)
+    has_errors = any(report.unreadable for report in reports)
+    click.get_current_context().exit(exit_status(has_errors, bool(findings.findings)))
+
+
+def _check_all(index: BaseIndex, adapters: Sequence[str]) -> list[Report]:
+    if len(adapters) < PROGRESS_MIN_ADAPTERS or not sys.stderr.isatty():
+        return index.check_many(adapters)
+    from rich.progress import Progress
+
+    reports = []
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"checking against {index.base}", total=len(adapters))
+        for adapter in adapters:
+            reports.append(index.check(adapter))
+            progress.advance(task)
+    return reports
+
+
+def _write_remapped(reports: list[Report], out: str) -> list[str]:
+    lines = []
+    for report in reports:
+        if report.rewrite is None:
+            lines.append(f"{report.adapter}: no prefix rewrite to apply; nothing written")
+            continue
+        target = out if len(reports) == 1 else os.path.join(out, Path(report.adapter.rstrip("/")).name)
+        count = write_remapped(report.adapter, target, report)
+        lines.append(f"{report.adapter}: wrote {target} ({count} keys rewritten)")
+    return lines
+
+
+def context_lines(reports: list[Report], index: BaseIndex) -> list[str]:
+    """What was checked, for the text format: the base and each adapter's counts."""
+    lines = []
+    if index.error is None:
+        lines.append(
+            f"base {index.base}: {index.tensor_count} tensors in {pluralize(index.shard_count, 'shard')} "
+            f"({index.header_bytes:,} header bytes)"
+        )
+    for report in reports:
+        counts = report.counts
+        lines.append(
+            f"{report.adapter}: {counts['adapter_tensors']} tensors, {counts['adapter_modules']} modules, "
+            f"{counts['matched']} matched"
+            + (f", {counts['matched_after_rewrite']} after rewrite" if counts["matched_after_rewrite"] else "")
+            + (f", {counts['unmatched']} unmatched" if counts["unmatched"] else "")
+        )
+    return lines
