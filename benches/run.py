@@ -101,7 +101,7 @@ def planted_for(fleet: int) -> dict[int, tuple[str, list[str]]]:
     if fleet >= 32:
         return PLANTED
     spots = [fleet // 4, fleet // 2, (3 * fleet) // 4] if fleet >= 4 else list(range(fleet))
-    return {spot: value for spot, value in zip(spots, PLANTED.values())}
+    return dict(zip(spots, PLANTED.values(), strict=False))  # quick mode: fewer spots than bugs
 
 
 def build_checkpoints(root: Path, sizes: dict) -> dict:
@@ -235,7 +235,10 @@ def codes_of_reference(output: str) -> list[tuple[str, str]]:
 def bench_keys_deepseek(ckpt: dict, runs: int) -> list[dict]:
     keys = header_keys(ckpt["clean"] / "adapter_model.safetensors")
     rows = []
-    for label, adapter, expected in (("clean", ckpt["clean"], []), ("`_orig_mod.` prefix", ckpt["orig_mod"], ["PK001"])):
+    for label, adapter, expected in (
+        ("clean", ckpt["clean"], []),
+        ("`_orig_mod.` prefix", ckpt["orig_mod"], ["PK001"]),
+    ):
         ours = peftfix_cmd("keys", str(adapter), "--base", str(ckpt["base"]), "--format", "json")
         theirs = [sys.executable, "-m", REFERENCE, str(adapter), "--base", str(ckpt["base"])]
         _, out, _ = run_child(ours)
@@ -245,13 +248,23 @@ def bench_keys_deepseek(ckpt: dict, runs: int) -> list[dict]:
         assert [code for _, code in found] == expected, (label, found)
         our_runs, their_runs = [run_child(ours) for _ in range(runs)], [run_child(theirs) for _ in range(runs)]
         ours_s, theirs_s = median([r[0] for r in our_runs]), median([r[0] for r in their_runs])
-        rows.append({
-            "workload": "keys-deepseek", "case": f"{label} ({keys:,} adapter keys)", "findings": [c for _, c in found],
-            "peftfix_s": ours_s, "reference_s": theirs_s, "rate": keys / ours_s, "reference_rate": keys / theirs_s,
-            "unit": "keys/s", "ratio": theirs_s / ours_s, "target": "ratio >= 20x",
-            "met": theirs_s / ours_s >= 20 if keys > 80_000 else None,  # the target is for the full-size pair
-            "peftfix_rss_mib": mib(max(r[2] for r in our_runs)), "reference_rss_mib": mib(max(r[2] for r in their_runs)),
-        })
+        rows.append(
+            {
+                "workload": "keys-deepseek",
+                "case": f"{label} ({keys:,} adapter keys)",
+                "findings": [c for _, c in found],
+                "peftfix_s": ours_s,
+                "reference_s": theirs_s,
+                "rate": keys / ours_s,
+                "reference_rate": keys / theirs_s,
+                "unit": "keys/s",
+                "ratio": theirs_s / ours_s,
+                "target": "ratio >= 20x",
+                "met": theirs_s / ours_s >= 20 if keys > 80_000 else None,  # the target is for the full-size pair
+                "peftfix_rss_mib": mib(max(r[2] for r in our_runs)),
+                "reference_rss_mib": mib(max(r[2] for r in their_runs)),
+            }
+        )
     return rows
 
 
@@ -297,7 +310,9 @@ def bench_keys_fleet(ckpt: dict, runs: int, reference_runs: int) -> list[dict]:
     base = str(ckpt["base"])
     results = {}
     for impl, count in (("peftfix", runs), ("reference", reference_runs)):
-        _, out, rss = run_child([sys.executable, __file__, "--fleet-worker", impl, base, str(count), *adapters], ok=(0,))
+        _, out, rss = run_child(
+            [sys.executable, __file__, "--fleet-worker", impl, base, str(count), *adapters], ok=(0,)
+        )
         results[impl] = (json.loads(out), rss)
     ours, theirs = results["peftfix"][0], results["reference"][0]
     assert ours["codes"] == theirs["codes"], f"keys-fleet: peftfix {ours['codes']} != reference {theirs['codes']}"
@@ -309,21 +324,29 @@ def bench_keys_fleet(ckpt: dict, runs: int, reference_runs: int) -> list[dict]:
     keys = ours["keys"]
     found = [f"#{spot}: {'+'.join(ours['codes'][spot])}" for spot in sorted(ckpt["planted"])]
     rate = keys / ours_s
-    return [{
-        "workload": "keys-fleet",
-        "case": f"{len(adapters)} adapters, {keys:,} keys, base indexed once "
-                f"(peftfix {ours['index_s']:.2f} s, reference {theirs['index_s']:.2f} s, not counted); "
-                f"reference: median of {reference_runs} run(s), full fleet",
-        "findings": found, "peftfix_s": ours_s, "reference_s": theirs_s, "rate": rate, "reference_rate": keys / theirs_s,
-        "unit": "keys/s", "ratio": theirs_s / ours_s, "target": ">= 5M keys/s",
-        "met": rate >= 5e6 if keys >= 1_000_000 else None,  # judged on the full fleet only
-        "peftfix_rss_mib": mib(results["peftfix"][1]), "reference_rss_mib": mib(results["reference"][1]),
-    }]
+    return [
+        {
+            "workload": "keys-fleet",
+            "case": f"{len(adapters)} adapters, {keys:,} keys, base indexed once "
+            f"(peftfix {ours['index_s']:.2f} s, reference {theirs['index_s']:.2f} s, not counted); "
+            f"reference: median of {reference_runs} run(s), full fleet",
+            "findings": found,
+            "peftfix_s": ours_s,
+            "reference_s": theirs_s,
+            "rate": rate,
+            "reference_rate": keys / theirs_s,
+            "unit": "keys/s",
+            "ratio": theirs_s / ours_s,
+            "target": ">= 5M keys/s",
+            "met": rate >= 5e6 if keys >= 1_000_000 else None,  # judged on the full fleet only
+            "peftfix_rss_mib": mib(results["peftfix"][1]),
+            "reference_rss_mib": mib(results["reference"][1]),
+        }
+    ]
 
 
 def bench_header_parse(ckpt: dict, runs: int) -> list[dict]:
     from peftfix import _native
-
     from peftfix.checkpoint import reference as reference_matcher
 
     files = sorted(ckpt["base"].glob("*.safetensors")) + [ckpt["clean"] / "adapter_model.safetensors"]
@@ -358,18 +381,37 @@ def bench_header_parse(ckpt: dict, runs: int) -> list[dict]:
     raw_s = timed(raw, max(runs, 3))
     rows = []
     for case, fn, size in (
-        (f"_native.BaseIndex(base): {len(files) - 1} shards, index built natively", lambda: _native.BaseIndex(base), base_bytes),
+        (
+            f"_native.BaseIndex(base): {len(files) - 1} shards, index built natively",
+            lambda: _native.BaseIndex(base),
+            base_bytes,
+        ),
         (f"_native.read_header on {len(files)} files (incl. building the Python dicts)", native_read_header, total),
     ):
         ours_s = timed(fn, max(runs, 3))
         limit_s = raw_s * size / total
-        their_s = timed(reference_read_header, 1) if "read_header" in case else timed(lambda: reference_matcher.BaseIndex(base), 1)
-        rows.append({
-            "workload": "header-parse", "case": case, "findings": [],
-            "peftfix_s": ours_s, "reference_s": their_s, "rate": size / ours_s / 1e6, "reference_rate": size / their_s / 1e6,
-            "unit": "MB/s", "ratio": their_s / ours_s, "target": "reported beside raw read", "met": None,
-            "limit_rate": size / limit_s / 1e6, "limit": f"raw open/read of the 8+N header bytes: {size / limit_s / 1e6:,.0f} MB/s",
-        })
+        their_s = (
+            timed(reference_read_header, 1)
+            if "read_header" in case
+            else timed(lambda: reference_matcher.BaseIndex(base), 1)
+        )
+        rows.append(
+            {
+                "workload": "header-parse",
+                "case": case,
+                "findings": [],
+                "peftfix_s": ours_s,
+                "reference_s": their_s,
+                "rate": size / ours_s / 1e6,
+                "reference_rate": size / their_s / 1e6,
+                "unit": "MB/s",
+                "ratio": their_s / ours_s,
+                "target": "reported beside raw read",
+                "met": None,
+                "limit_rate": size / limit_s / 1e6,
+                "limit": f"raw open/read of the 8+N header bytes: {size / limit_s / 1e6:,.0f} MB/s",
+            }
+        )
     return rows
 
 
@@ -408,16 +450,24 @@ def bench_source_tree(root: Path, files: int, runs: int) -> list[dict]:
     timed_without = [run_child(without) for _ in range(runs)]
     with_s, without_s = median([r[0] for r in timed_with]), median([r[0] for r in timed_without])
     codes = sorted({code for _, code in found})
-    return [{
-        "workload": "source-tree",
-        "case": f"{files:,} files, {info['peft_files']} use peft; `peftfix check` end to end (reference column: "
-                f"same CLI with the pre-filter off)",
-        "findings": [f"{len(found)} findings in {len(flagged)} files: {', '.join(codes)}"],
-        "peftfix_s": with_s, "reference_s": without_s, "rate": files / with_s, "reference_rate": files / without_s,
-        "unit": "files/s", "ratio": without_s / with_s, "target": "< 10 s for 5,000 files",
-        "met": with_s < 10 if files >= 5000 else None,
-        "peftfix_rss_mib": mib(max(r[2] for r in timed_with)), "reference_rss_mib": mib(max(r[2] for r in timed_without)),
-    }]
+    return [
+        {
+            "workload": "source-tree",
+            "case": f"{files:,} files, {info['peft_files']} use peft; `peftfix check` end to end (reference column: "
+            f"same CLI with the pre-filter off)",
+            "findings": [f"{len(found)} findings in {len(flagged)} files: {', '.join(codes)}"],
+            "peftfix_s": with_s,
+            "reference_s": without_s,
+            "rate": files / with_s,
+            "reference_rate": files / without_s,
+            "unit": "files/s",
+            "ratio": without_s / with_s,
+            "target": "< 10 s for 5,000 files",
+            "met": with_s < 10 if files >= 5000 else None,
+            "peftfix_rss_mib": mib(max(r[2] for r in timed_with)),
+            "reference_rss_mib": mib(max(r[2] for r in timed_without)),
+        }
+    ]
 
 
 def verify_worker(root: str, runs: int) -> None:
@@ -431,13 +481,25 @@ def verify_worker(root: str, runs: int) -> None:
     from peftfix.verify import verify_adapter
 
     base, adapter = Path(root) / "tiny-llama", Path(root) / "tiny-lora"
-    config = LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
-                         tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, pad_token_id=3)
+    config = LlamaConfig(
+        vocab_size=128,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=128,
+        tie_word_embeddings=False,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=3,
+    )
     torch.manual_seed(0)
     LlamaForCausalLM(config).eval().save_pretrained(base)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base),
-                           LoraConfig(task_type="CAUSAL_LM", r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base),
+        LoraConfig(task_type="CAUSAL_LM", r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]),
+    )
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for name, param in model.named_parameters():
@@ -453,8 +515,11 @@ def verify_worker(root: str, runs: int) -> None:
             start = time.perf_counter()
             report = verify_adapter(adapter, base, device=device)
             times.append(time.perf_counter() - start)
-        result[device] = {"times": times, "codes": sorted(d.code for d in report.findings),
-                          "first_codes": sorted(d.code for d in first.findings)}
+        result[device] = {
+            "times": times,
+            "codes": sorted(d.code for d in report.findings),
+            "first_codes": sorted(d.code for d in first.findings),
+        }
     print(json.dumps(result))
 
 
@@ -462,19 +527,37 @@ def bench_verify(root: Path, runs: int) -> list[dict]:
     from peftfix.verify import missing_modules
 
     if missing_modules():
-        return [{"workload": "verify-cpu", "case": f"skipped: missing {', '.join(missing_modules())}", "findings": [],
-                 "met": None, "unit": "s"}]
+        return [
+            {
+                "workload": "verify-cpu",
+                "case": f"skipped: missing {', '.join(missing_modules())}",
+                "findings": [],
+                "met": None,
+                "unit": "s",
+            }
+        ]
     _, out, rss = run_child([sys.executable, __file__, "--verify-worker", str(root / "verify"), str(runs)], ok=(0,))
     rows = []
     for device, result in json.loads(out).items():
         assert result["codes"] == result["first_codes"], result
         seconds = median(result["times"])
-        rows.append({"workload": "verify-cpu" if device == "cpu" else "verify-gpu",
-                     "case": f"tiny Llama (2 layers, hidden 32) + LoRA r=8 on {device}, warm process",
-                     "findings": result["codes"], "peftfix_s": seconds, "rate": seconds, "unit": "s",
-                     "met": None, "target": "reported", "peftfix_rss_mib": mib(rss)})
+        rows.append(
+            {
+                "workload": "verify-cpu" if device == "cpu" else "verify-gpu",
+                "case": f"tiny Llama (2 layers, hidden 32) + LoRA r=8 on {device}, warm process",
+                "findings": result["codes"],
+                "peftfix_s": seconds,
+                "rate": seconds,
+                "unit": "s",
+                "met": None,
+                "target": "reported",
+                "peftfix_rss_mib": mib(rss),
+            }
+        )
     if len(rows) == 1:
-        rows.append({"workload": "verify-gpu", "case": "skipped: no CUDA device", "findings": [], "met": None, "unit": "s"})
+        rows.append(
+            {"workload": "verify-gpu", "case": "skipped: no CUDA device", "findings": [], "met": None, "unit": "s"}
+        )
     return rows
 
 
@@ -497,17 +580,31 @@ def table_rows(rows):
             ref += f" (limit {row['limit_rate']:,.0f} MB/s)"
         rss = "/".join(str(row[k]) for k in ("peftfix_rss_mib", "reference_rss_mib") if row.get(k) is not None)
         yield [
-            row["workload"], row["case"],
+            row["workload"],
+            row["case"],
             f"{row['peftfix_s']:.3f}" if row.get("peftfix_s") is not None else "",
             fmt_rate(row.get("rate"), row["unit"]) if row["unit"] != "s" else "",
             f"{row['reference_s']:.3f}" if row.get("reference_s") is not None else "",
-            ref, f"{row['ratio']:.1f}x" if row.get("ratio") else "", rss,
-            f"{row.get('target', '')}: {met}" if row.get("target") else "", " ".join(row.get("findings") or []),
+            ref,
+            f"{row['ratio']:.1f}x" if row.get("ratio") else "",
+            rss,
+            f"{row.get('target', '')}: {met}" if row.get("target") else "",
+            " ".join(row.get("findings") or []),
         ]
 
 
-HEADERS = ["workload", "case", "peftfix s", "peftfix rate", "other s", "other rate", "ratio", "peak RSS MiB",
-           "target", "findings (both agree)"]
+HEADERS = [
+    "workload",
+    "case",
+    "peftfix s",
+    "peftfix rate",
+    "other s",
+    "other rate",
+    "ratio",
+    "peak RSS MiB",
+    "target",
+    "findings (both agree)",
+]
 
 
 def print_table(rows, title):
@@ -528,13 +625,19 @@ def print_table(rows, title):
 
 
 def markdown(rows, meta) -> str:
-    lines = [f"# Benchmark results ({meta['mode']})", "",
-             f"{meta['date']} · {meta['machine']} · Python {meta['python']} · runs: {meta['runs']} (median) · "
-             f"total {meta['total_s']:.0f} s", "",
-             "\"other\" is the plain-Python reference (peftfix.checkpoint.reference) for the key workloads, the "
-             "plain-Python reference's `read_header`/`BaseIndex` for header-parse (the raw read limit in brackets), "
-             "and the same CLI with the pre-filter off for source-tree.", "",
-             "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines = [
+        f"# Benchmark results ({meta['mode']})",
+        "",
+        f"{meta['date']} · {meta['machine']} · Python {meta['python']} · runs: {meta['runs']} (median) · "
+        f"total {meta['total_s']:.0f} s",
+        "",
+        '"other" is the plain-Python reference (peftfix.checkpoint.reference) for the key workloads, the '
+        "plain-Python reference's `read_header`/`BaseIndex` for header-parse (the raw read limit in brackets), "
+        "and the same CLI with the pre-filter off for source-tree.",
+        "",
+        "| " + " | ".join(HEADERS) + " |",
+        "|" + "---|" * len(HEADERS),
+    ]
     for cells in table_rows(rows):
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(lines) + "\n"
@@ -567,14 +670,21 @@ def main() -> None:
         if only & {"keys-deepseek", "keys-fleet", "header-parse"}:
             t = time.perf_counter()
             ckpt = build_checkpoints(root, sizes)
-            tensors = sum(len(json.loads(open(p, "rb").read()[8:8 + header_len(p)])) - 1
-                          for p in ckpt["base"].glob("*.safetensors"))
-            print(f"generated base ({tensors:,} tensors in {len(list(ckpt['base'].glob('*.safetensors')))} shards, "
-                  f"{sizes['layers']} layers) + {len(ckpt['fleet'])}-adapter fleet in {time.perf_counter() - t:.1f} s; "
-                  f"safetensors opens {check_with_safetensors(ckpt)}", flush=True)
+            tensors = sum(
+                len(json.loads(p.read_bytes()[8 : 8 + header_len(p)])) - 1 for p in ckpt["base"].glob("*.safetensors")
+            )
+            print(
+                f"generated base ({tensors:,} tensors in {len(list(ckpt['base'].glob('*.safetensors')))} shards, "
+                f"{sizes['layers']} layers) + {len(ckpt['fleet'])}-adapter fleet in {time.perf_counter() - t:.1f} s; "
+                f"safetensors opens {check_with_safetensors(ckpt)}",
+                flush=True,
+            )
         steps = [
             ("keys-deepseek", lambda: bench_keys_deepseek(ckpt, runs)),
-            ("keys-fleet", lambda: bench_keys_fleet(ckpt, runs, sizes["reference_fleet_runs"] if not args.runs else runs)),
+            (
+                "keys-fleet",
+                lambda: bench_keys_fleet(ckpt, runs, sizes["reference_fleet_runs"] if not args.runs else runs),
+            ),
             ("header-parse", lambda: bench_header_parse(ckpt, runs)),
             ("source-tree", lambda: bench_source_tree(root, sizes["files"], runs)),
             ("verify-cpu", lambda: bench_verify(root, runs)),
@@ -584,10 +694,15 @@ def main() -> None:
                 t = time.perf_counter()
                 rows += step()
                 print(f"{name}: done in {time.perf_counter() - t:.1f} s", flush=True)
-    meta = {"mode": "quick" if args.quick else "full", "runs": runs, "sizes": sizes,
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPUs, {platform.system()}",
-            "python": platform.python_version(), "total_s": time.perf_counter() - started}
+    meta = {
+        "mode": "quick" if args.quick else "full",
+        "runs": runs,
+        "sizes": sizes,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPUs, {platform.system()}",
+        "python": platform.python_version(),
+        "total_s": time.perf_counter() - started,
+    }
     print_table(rows, f"peftfix benchmarks ({meta['mode']}, median of {runs})")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 LAYERS, DENSE_LAYERS, ROUTED_EXPERTS, SHARDS = 61, 3, 256, 163
 HIDDEN, INTERMEDIATE, VOCAB = 8, 4, 16  # tiny on purpose
@@ -54,8 +54,13 @@ def deepseek_v3_tensors(layers: int = LAYERS) -> list[tuple[str, str, list[int],
         tensors.append((f"{prefix}.input_layernorm.weight", "BF16", [HIDDEN], b"\x80\x3f"))
         tensors.append((f"{prefix}.post_attention_layernorm.weight", "BF16", [HIDDEN], b"\x80\x3f"))
         attention = f"{prefix}.self_attn"
-        for name, out, inp in (("q_a_proj", 4, HIDDEN), ("q_b_proj", HIDDEN, 4), ("kv_a_proj_with_mqa", 6, HIDDEN),
-                               ("kv_b_proj", HIDDEN, 4), ("o_proj", HIDDEN, HIDDEN)):
+        for name, out, inp in (
+            ("q_a_proj", 4, HIDDEN),
+            ("q_b_proj", HIDDEN, 4),
+            ("kv_a_proj_with_mqa", 6, HIDDEN),
+            ("kv_b_proj", HIDDEN, 4),
+            ("o_proj", HIDDEN, HIDDEN),
+        ):
             tensors.extend(_linear(f"{attention}.{name}", out, inp))
         tensors.append((f"{attention}.q_a_layernorm.weight", "BF16", [4], b"\x80\x3f"))
         tensors.append((f"{attention}.kv_a_layernorm.weight", "BF16", [4], b"\x80\x3f"))
@@ -87,12 +92,20 @@ def deepseek_v3_base(root: Path, shards: int = SHARDS, layers: int = LAYERS) -> 
         weight_map.update({tensor[0]: name for tensor in chunk})
     index_file = {"metadata": {"total_size": 0}, "weight_map": weight_map}
     (root / "model.safetensors.index.json").write_text(json.dumps(index_file))
-    (root / "config.json").write_text(json.dumps({"model_type": "deepseek_v3", "architectures": ["DeepseekV3ForCausalLM"]}))
+    (root / "config.json").write_text(
+        json.dumps({"model_type": "deepseek_v3", "architectures": ["DeepseekV3ForCausalLM"]})
+    )
     return root
 
 
-def per_expert_lora(root: Path, rank: int = 2, key_prefix: str = "base_model.model.", zero_b: bool = False,
-                    layers: int = LAYERS, wrong_rank_at: "tuple[int, int, str] | None" = None) -> Path:
+def per_expert_lora(
+    root: Path,
+    rank: int = 2,
+    key_prefix: str = "base_model.model.",
+    zero_b: bool = False,
+    layers: int = LAYERS,
+    wrong_rank_at: tuple[int, int, str] | None = None,
+) -> Path:
     """A LoRA adapter on gate/up/down of every routed expert (about 89k keys), saved the way PEFT saves it.
 
     ``wrong_rank_at=(layer, expert, proj)`` plants a shape bug: that module's ``lora_A`` has ``rank + 1`` rows
@@ -102,14 +115,31 @@ def per_expert_lora(root: Path, rank: int = 2, key_prefix: str = "base_model.mod
     tensors = []
     for layer in range(DENSE_LAYERS, layers):
         for expert in range(ROUTED_EXPERTS):
-            for name, out, inp in (("gate_proj", INTERMEDIATE, HIDDEN), ("up_proj", INTERMEDIATE, HIDDEN),
-                                   ("down_proj", HIDDEN, INTERMEDIATE)):
+            for name, out, inp in (
+                ("gate_proj", INTERMEDIATE, HIDDEN),
+                ("up_proj", INTERMEDIATE, HIDDEN),
+                ("down_proj", HIDDEN, INTERMEDIATE),
+            ):
                 module = f"{key_prefix}model.layers.{layer}.mlp.experts.{expert}.{name}"
                 a_rank = rank + 1 if wrong_rank_at == (layer, expert, name) else rank
                 tensors.append((f"{module}.lora_A.weight", "F32", [a_rank, inp], b"\x00\x00\x80\x3f"))
-                tensors.append((f"{module}.lora_B.weight", "F32", [out, rank], b"\x00\x00\x00\x00" if zero_b else b"\x00\x00\x80\x3f"))
+                tensors.append(
+                    (
+                        f"{module}.lora_B.weight",
+                        "F32",
+                        [out, rank],
+                        b"\x00\x00\x00\x00" if zero_b else b"\x00\x00\x80\x3f",
+                    )
+                )
     write_safetensors(root / "adapter_model.safetensors", tensors)
-    config = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": rank, "lora_alpha": 2 * rank,
-              "target_modules": ["gate_proj", "up_proj", "down_proj"], "fan_in_fan_out": False, "use_dora": False}
+    config = {
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "r": rank,
+        "lora_alpha": 2 * rank,
+        "target_modules": ["gate_proj", "up_proj", "down_proj"],
+        "fan_in_fan_out": False,
+        "use_dora": False,
+    }
     (root / "adapter_config.json").write_text(json.dumps(config))
     return root

@@ -32,10 +32,49 @@ LORA_TARGETS = ["q_proj", "v_proj"]
 SEED = 0
 
 _SPECIAL = ["<unk>", "<s>", "</s>", "<pad>"]
-_WORDS = (
-    "the quick brown fox jumps over lazy dog a an of to in is it that for on with as was be by this are "
-    "hello world model adapter lora peft train loss token answer question please write short poem about"
-).split()
+_WORDS = [
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "lazy",
+    "dog",
+    "a",
+    "an",
+    "of",
+    "to",
+    "in",
+    "is",
+    "it",
+    "that",
+    "for",
+    "on",
+    "with",
+    "as",
+    "was",
+    "be",
+    "by",
+    "this",
+    "are",
+    "hello",
+    "world",
+    "model",
+    "adapter",
+    "lora",
+    "peft",
+    "train",
+    "loss",
+    "token",
+    "answer",
+    "question",
+    "please",
+    "write",
+    "short",
+    "poem",
+    "about",
+]
 
 
 def _tokenizer():

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional
-
+from typing import Any, Optional
 
 # How many examples a message or a rendered detail lists before it says "(+N more)".
 FIRST_FEW = 5
@@ -164,14 +164,14 @@ class Report:
     fixed: tuple[Diagnostic, ...] = ()  # diagnostics whose fix was applied (or, with --diff, would be)
 
     @classmethod
-    def build(cls, findings: Iterable[Finding], fixed: Iterable[Diagnostic] = ()) -> "Report":
+    def build(cls, findings: Iterable[Finding], fixed: Iterable[Diagnostic] = ()) -> Report:
         return cls(
             findings=tuple(sorted(findings, key=lambda finding: finding.diagnostic.sort_key())),
             fixed=tuple(sorted(fixed, key=Diagnostic.sort_key)),
         )
 
     @classmethod
-    def from_diagnostics(cls, diagnostics: Iterable[Diagnostic], unsafe_fixes: bool = False) -> "Report":
+    def from_diagnostics(cls, diagnostics: Iterable[Diagnostic], unsafe_fixes: bool = False) -> Report:
         """Build a report where one `unsafe_fixes` setting governs every diagnostic."""
         return cls.build(
             Finding(diagnostic, diagnostic.fix is not None and diagnostic.fix.is_applicable(unsafe_fixes))

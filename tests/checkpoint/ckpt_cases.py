@@ -12,15 +12,14 @@ Everything is described statically (``CASES``, ``CORRUPT``) so tests can be para
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
 import struct
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,14 +30,30 @@ RESIZED = VOCAB + 8
 PEFT = "base_model.model."
 
 LLAMA = dict(
-    vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-    num_key_value_heads=4, max_position_embeddings=64, tie_word_embeddings=False,
-    bos_token_id=1, eos_token_id=2, pad_token_id=3,
+    vocab_size=VOCAB,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=4,
+    max_position_embeddings=64,
+    tie_word_embeddings=False,
+    bos_token_id=1,
+    eos_token_id=2,
+    pad_token_id=3,
 )
 QWEN2 = dict(
-    vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-    num_key_value_heads=2, max_position_embeddings=64, tie_word_embeddings=False,
-    bos_token_id=1, eos_token_id=2, pad_token_id=3,
+    vocab_size=VOCAB,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=64,
+    tie_word_embeddings=False,
+    bos_token_id=1,
+    eos_token_id=2,
+    pad_token_id=3,
 )
 GPT2 = dict(n_embd=32, n_layer=2, n_head=4, vocab_size=VOCAB, n_positions=64, bos_token_id=1, eos_token_id=2)
 
@@ -313,7 +328,7 @@ def _insert(prefix: str, only: Optional[Callable[[str], bool]] = None) -> Callab
         assert key.startswith(PEFT), key
         if only is not None and not only(key):
             return key
-        return PEFT + prefix + key[len(PEFT):]
+        return PEFT + prefix + key[len(PEFT) :]
 
     return rename
 
@@ -381,16 +396,28 @@ def build_adapters(root: Path, bases: dict[str, Path]) -> dict[str, Path]:
         lora_bias=True,
     )
     a["gpt2-c-attn"] = _adapter(
-        causal("gpt2"), root / "gpt2-c-attn", task_type="CAUSAL_LM", r=4, target_modules=["c_attn"],
+        causal("gpt2"),
+        root / "gpt2-c-attn",
+        task_type="CAUSAL_LM",
+        r=4,
+        target_modules=["c_attn"],
         fan_in_fan_out=True,
     )
     # A missing `model.`: trained for real on AutoModel (LlamaModel), whose module paths have no `model.`.
     a["gpt2-mts"] = _adapter(
-        causal("gpt2"), root / "gpt2-mts", task_type="CAUSAL_LM", r=4, target_modules=["c_attn"],
-        fan_in_fan_out=True, modules_to_save=["lm_head"],
+        causal("gpt2"),
+        root / "gpt2-mts",
+        task_type="CAUSAL_LM",
+        r=4,
+        target_modules=["c_attn"],
+        fan_in_fan_out=True,
+        modules_to_save=["lm_head"],
     )
     a["llama-trainable-tokens"] = _adapter(
-        causal("llama"), root / "llama-trainable-tokens", task_type="CAUSAL_LM", target_modules=qv,
+        causal("llama"),
+        root / "llama-trainable-tokens",
+        task_type="CAUSAL_LM",
+        target_modules=qv,
         trainable_token_indices=[4, 5, 6],
     )
     a["automodel"] = _adapter(AutoModel.from_pretrained(bases["llama"]).eval(), root / "automodel", target_modules=qv)
@@ -400,9 +427,14 @@ def build_adapters(root: Path, bases: dict[str, Path]) -> dict[str, Path]:
     a["resized"] = _adapter(
         resized, root / "resized", task_type="CAUSAL_LM", target_modules=qv, modules_to_save=["lm_head", "embed_tokens"]
     )
-    a["untrained"] = _adapter(causal("llama"), root / "untrained", train=False, task_type="CAUSAL_LM", target_modules=qv)
+    a["untrained"] = _adapter(
+        causal("llama"), root / "untrained", train=False, task_type="CAUSAL_LM", target_modules=qv
+    )
     a["narrow-mlp"] = _adapter(
-        _llama(intermediate_size=48), root / "narrow-mlp", task_type="CAUSAL_LM", r=4,
+        _llama(intermediate_size=48),
+        root / "narrow-mlp",
+        task_type="CAUSAL_LM",
+        r=4,
         target_modules=["gate_proj", "up_proj", "down_proj"],
     )
 
@@ -417,7 +449,7 @@ def build_adapters(root: Path, bases: dict[str, Path]) -> dict[str, Path]:
     a["orig-mod-mts"] = _rekey(a["llama-mts"], root / "orig-mod-mts", _insert("_orig_mod."))
     a["orig-mod-half"] = _rekey(qv_dir, root / "orig-mod-half", _insert("_orig_mod.", only=lambda k: ".layers.1." in k))
     # Keys without PEFT's `base_model.model.` (a hand-made export): PEFT 0.21 drops them silently.
-    a["no-peft-prefix"] = _rekey(qv_dir, root / "no-peft-prefix", lambda key: key[len(PEFT):])
+    a["no-peft-prefix"] = _rekey(qv_dir, root / "no-peft-prefix", lambda key: key[len(PEFT) :])
     # DDP around the whole PeftModel: `module.base_model.model.<path>`.
     a["ddp-outer"] = _rekey(qv_dir, root / "ddp-outer", lambda key: "module." + key)
     a["r-edited"] = _rekey(qv_dir, root / "r-edited", lambda key: key, {"r": 16})
@@ -489,7 +521,6 @@ def _bad_metadata(header: dict) -> None:
 
 
 def _non_utf8(data: bytes) -> bytes:
-    (length,) = struct.unpack("<Q", data[:8])
     at = data.index(b"lora_A", 8)
     return data[:at] + b"\xff\xfe" + data[at + 2 :]
 

@@ -11,10 +11,10 @@ import os
 
 import pytest
 
-from . import ckpt_cases
-from .ckpt_cases import CASES_BY_NAME, CASE_NAMES, CORRUPT, CORRUPT_NAMES, RESIZED, VOCAB
-
 from peftfix.diagnostics import Diagnostic
+
+from . import ckpt_cases
+from .ckpt_cases import CASE_NAMES, CASES_BY_NAME, CORRUPT, CORRUPT_NAMES, RESIZED, VOCAB
 
 COUNT_KEYS = (
     "adapter_tensors",
@@ -205,7 +205,7 @@ def test_check_many_matches_single_checks_in_order(layer, checkpoints):
     index = layer.BaseIndex(str(checkpoints.bases["llama"]))
     many = index.check_many(adapters)
     assert [r.adapter for r in many] == adapters
-    for adapter, report in zip(adapters, many):
+    for adapter, report in zip(adapters, many, strict=True):
         single = index.check(adapter)
         assert report.codes == single.codes
         assert [f.details for f in report.findings] == [f.details for f in single.findings]
@@ -243,16 +243,18 @@ def test_write_remapped_keeps_bytes_and_fixes_keys(layer, checkpoints, tmp_path,
     out = tmp_path / "fixed"
     written = layer.write_remapped(adapter, out, report)
     assert written == report.counts["adapter_tensors"]  # every key of these adapters needed the rewrite
-    assert (out / "adapter_config.json").read_bytes() == (checkpoints.adapters[case.adapter] / "adapter_config.json").read_bytes()
+    assert (out / "adapter_config.json").read_bytes() == (
+        checkpoints.adapters[case.adapter] / "adapter_config.json"
+    ).read_bytes()
 
     source = checkpoints.adapters[case.adapter] / "adapter_model.safetensors"
     with safe_open(source, "pt") as old, safe_open(out / "adapter_model.safetensors", "pt") as new:
         strip, add = report.rewrite["strip"], report.rewrite["add"]
         expected = {}
-        for key in old.keys():
-            rest = key[len(ckpt_cases.PEFT):]
+        for key in old:
+            rest = key[len(ckpt_cases.PEFT) :]
             assert rest.startswith(strip)
-            expected[ckpt_cases.PEFT + add + rest[len(strip):]] = key
+            expected[ckpt_cases.PEFT + add + rest[len(strip) :]] = key
         assert sorted(new.keys()) == sorted(expected)
         for key, old_key in expected.items():
             a, b = new.get_tensor(key), old.get_tensor(old_key)

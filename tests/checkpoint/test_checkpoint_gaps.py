@@ -18,7 +18,7 @@ def _keys(folder) -> dict[str, list[int]]:
     from safetensors import safe_open
 
     with safe_open(folder / "adapter_model.safetensors", "pt") as handle:
-        return {key: list(handle.get_slice(key).get_shape()) for key in handle.keys()}
+        return {key: list(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118 (safe_open has no __iter__)
 
 
 def _config(folder) -> dict:

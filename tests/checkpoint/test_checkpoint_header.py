@@ -94,11 +94,20 @@ VALID = {
     "f8-fnuz": st_file({"a": entry("F8_E4M3FNUZ", [1], 0, 1), "b": entry("F8_E5M2FNUZ", [1], 1, 2)}, 2),
     "every-common-dtype": st_file(
         {
-            "f64": entry("F64", [1], 0, 8), "i64": entry("I64", [1], 8, 16), "u64": entry("U64", [1], 16, 24),
-            "f32": entry("F32", [1], 24, 28), "i32": entry("I32", [1], 28, 32), "u32": entry("U32", [1], 32, 36),
-            "f16": entry("F16", [1], 36, 38), "bf16": entry("BF16", [1], 38, 40), "i16": entry("I16", [1], 40, 42),
-            "u16": entry("U16", [1], 42, 44), "i8": entry("I8", [1], 44, 45), "u8": entry("U8", [1], 45, 46),
-            "e4m3": entry("F8_E4M3", [1], 46, 47), "e5m2": entry("F8_E5M2", [1], 47, 48),
+            "f64": entry("F64", [1], 0, 8),
+            "i64": entry("I64", [1], 8, 16),
+            "u64": entry("U64", [1], 16, 24),
+            "f32": entry("F32", [1], 24, 28),
+            "i32": entry("I32", [1], 28, 32),
+            "u32": entry("U32", [1], 32, 36),
+            "f16": entry("F16", [1], 36, 38),
+            "bf16": entry("BF16", [1], 38, 40),
+            "i16": entry("I16", [1], 40, 42),
+            "u16": entry("U16", [1], 42, 44),
+            "i8": entry("I8", [1], 44, 45),
+            "u8": entry("U8", [1], 45, 46),
+            "e4m3": entry("F8_E4M3", [1], 46, 47),
+            "e5m2": entry("F8_E5M2", [1], 47, 48),
         },
         48,
     ),
@@ -109,7 +118,7 @@ VALID = {
     "offsets-out-of-name-order": st_file({"a": entry("F32", [1], 4, 8), "b": entry("F32", [1], 0, 4)}, 8),
     "hole-between-tensors": st_file({"a": entry("F32", [1], 0, 4), "b": entry("F32", [1], 12, 16)}, 20),
     "extra-entry-field": st_file({"a": {**entry("F32", [1], 0, 4), "note": {"x": [1, 2]}}}, 4),
-    "escaped-name": st_file({"a\u00e9\\n\"b": entry("F32", [1], 0, 4)}, 4),
+    "escaped-name": st_file({'a\u00e9\\n"b': entry("F32", [1], 0, 4)}, 4),
     "leading-whitespace": st_file(None, 4, raw=b' \n{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'),
 }
 
@@ -157,7 +166,9 @@ INVALID = {
     "minus-zero-offset": st_file(None, 4, raw=b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[-0,4]}}'),
     # A tensor name twice: which entry is meant is ambiguous (docs/keys.md: PK000).
     "duplicate-tensor-name": st_file(
-        None, 8, raw=b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}'
+        None,
+        8,
+        raw=b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}',
     ),
 }
 
@@ -196,7 +207,7 @@ def test_declared_header_lengths_beyond_limits(parser, scratch, length):
     # Declared in the 8 bytes only: nothing of that size is written.
     path = scratch / f"length-{length}.safetensors"
     path.write_bytes(struct.pack("<Q", length) + b"{}" + b" " * 64)
-    kind, message = outcome(parser, path)
+    kind, _message = outcome(parser, path)
     assert kind == "error"
 
 
@@ -229,8 +240,10 @@ def test_random_header_bytes_with_a_plausible_length(parser, scratch, header, ta
 
 
 DTYPES = sorted(ckpt_cases.load_reference().DTYPE_BITS)
-NAMES = st.text(alphabet="ab._é\"\\", min_size=0, max_size=6)
-JSON_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 2**65), st.floats(allow_nan=False, width=32), st.text(max_size=3))
+NAMES = st.text(alphabet='ab._é"\\', min_size=0, max_size=6)
+JSON_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 2**65), st.floats(allow_nan=False, width=32), st.text(max_size=3)
+)
 
 
 @st.composite

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from .ckpt_cases import CASES_BY_NAME, CASE_NAMES, CORRUPT, CORRUPT_NAMES
+from .ckpt_cases import CASE_NAMES, CASES_BY_NAME, CORRUPT, CORRUPT_NAMES
 
 MODULE_COUNTS = ("adapter_tensors", "adapter_modules", "matched", "matched_after_rewrite", "unmatched")
 BASE_COUNTS = ("base_tensors", "base_shards")
@@ -33,7 +33,12 @@ def finding_key(finding: dict) -> tuple:
     if code == "PK002":
         return code, details.get("count")
     if code == "PK003":
-        return code, details.get("module"), tuple(details.get("adapter_shape") or ()), tuple(details.get("base_shape") or ())
+        return (
+            code,
+            details.get("module"),
+            tuple(details.get("adapter_shape") or ()),
+            tuple(details.get("base_shape") or ()),
+        )
     if code == "PK005":
         return code, details.get("field")
     return (code,)

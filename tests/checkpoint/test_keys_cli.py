@@ -67,8 +67,13 @@ def test_adapter_trained_on_automodel_against_the_causal_lm_checkpoint(checkpoin
 def test_load_as_base_model_sees_what_automodel_builds(checkpoints):
     # A causal-LM adapter loaded into AutoModel (seed 002): its `model.` prefix no longer matches.
     result = keys(
-        str(checkpoints.adapters["llama-qv"]), "--base", str(checkpoints.bases["llama"]), "--load-as", "base-model",
-        "--format", "json",
+        str(checkpoints.adapters["llama-qv"]),
+        "--base",
+        str(checkpoints.bases["llama"]),
+        "--load-as",
+        "base-model",
+        "--format",
+        "json",
     )
     (finding,) = json.loads(result.stdout)
     assert finding["code"] == "PK001" and finding["details"]["rewrite"] == {"strip": "model.", "add": ""}

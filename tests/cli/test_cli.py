@@ -191,9 +191,7 @@ class TestSelection:
     def test_config_select_then_cli_select_wins(self, invoke, project):
         write(project / "pyproject.toml", '[tool.peftfix]\nselect = ["PF301"]\n')
         assert codes(invoke(["--format", "json", "train.py"], cwd=project).stdout) == ["PF301"]
-        assert codes(invoke(["--format", "json", "--select", "PF302", "train.py"], cwd=project).stdout) == [
-            "PF302"
-        ]
+        assert codes(invoke(["--format", "json", "--select", "PF302", "train.py"], cwd=project).stdout) == ["PF302"]
 
     def test_config_ignore_then_cli_extend_select(self, invoke, project):
         write(project / "pyproject.toml", '[tool.peftfix]\nignore = ["PF3"]\n')
@@ -238,9 +236,9 @@ class TestSelection:
     def test_gitignore(self, invoke, project):
         write(project / "generated" / "gen.py", RANK_AND_DROPOUT)
         write(project / ".gitignore", "generated/\n")
-        assert {
-            item["filename"] for item in json.loads(invoke(["--format", "json", "."], cwd=project).stdout)
-        } == {"train.py"}
+        assert {item["filename"] for item in json.loads(invoke(["--format", "json", "."], cwd=project).stdout)} == {
+            "train.py"
+        }
         result = invoke(["--format", "json", "--no-respect-gitignore", "."], cwd=project)
         assert {item["filename"] for item in json.loads(result.stdout)} == {"train.py", "generated/gen.py"}
 
@@ -455,9 +453,7 @@ class TestStdin:
         assert {item["filename"] for item in json.loads(result.stdout)} == {"-"}
 
     def test_stdin_filename(self, invoke, tmp_path):
-        result = invoke(
-            ["--stdin-filename", "pkg/train.py", "--format", "json"], cwd=tmp_path, input=RANK_AND_DROPOUT
-        )
+        result = invoke(["--stdin-filename", "pkg/train.py", "--format", "json"], cwd=tmp_path, input=RANK_AND_DROPOUT)
         assert result.exit_code == 1
         assert {item["filename"] for item in json.loads(result.stdout)} == {"pkg/train.py"}
 
@@ -482,9 +478,7 @@ class TestStdin:
         assert result.returncode == 0 and result.stdout == CLEAN_PEFT.encode()
 
     def test_stdin_diff(self, tmp_path):
-        result = run_module(
-            ["--diff", "-", "--stdin-filename", "x.py"], cwd=tmp_path, input=RANK_AND_DROPOUT.encode()
-        )
+        result = run_module(["--diff", "-", "--stdin-filename", "x.py"], cwd=tmp_path, input=RANK_AND_DROPOUT.encode())
         assert result.returncode == 1 and result.stdout.startswith(b"--- a/x.py\n+++ b/x.py\n")
 
     def test_dash_with_other_paths_is_a_usage_error(self, invoke, project):
@@ -509,8 +503,7 @@ def test_parallel_run_matches_sequential(tmp_path):
     assert applied.returncode == 1, applied.stderr
     assert f"Found {2 * count} errors ({count} fixed, {count} remaining).".encode() in applied.stdout
     assert all(
-        RANK_AND_DROPOUT_FIXED_PREFIX in (tmp_path / "pkg" / f"m{index:02}.py").read_text()
-        for index in range(count)
+        RANK_AND_DROPOUT_FIXED_PREFIX in (tmp_path / "pkg" / f"m{index:02}.py").read_text() for index in range(count)
     )
 
 

@@ -7,11 +7,8 @@ import json
 import jsonschema
 import pytest
 
-from peftfix.diagnostics import Applicability
-from peftfix.output import FORMAT_NAMES, renderer
-from peftfix.output import github, sarif, text
-from peftfix.diagnostics import Finding, Report
-from peftfix.diagnostics import CodeInfo
+from peftfix.diagnostics import Applicability, CodeInfo, Finding, Report
+from peftfix.output import FORMAT_NAMES, github, renderer, sarif, text
 
 from .conftest import make_diagnostic, make_fix
 from .sarif_schema import SARIF_2_1_0_SUBSET
@@ -32,9 +29,7 @@ LoraConfig(target_modules=["dropout"])
 Safe.
 """
 RULES = [
-    CodeInfo(
-        "PF301", "non-linear-target-module", "target_modules names a non-Linear module", "safe", True, RULE_DOC
-    ),
+    CodeInfo("PF301", "non-linear-target-module", "target_modules names a non-Linear module", "safe", True, RULE_DOC),
     CodeInfo("PF302", "excessive-rank", "LoRA rank is very large", "display-only", True, ""),
 ]
 
@@ -44,12 +39,8 @@ def mixed_report() -> Report:
     return Report.build(
         [
             Finding(make_diagnostic(fix=make_fix()), fix_applicable=True),
-            Finding(
-                make_diagnostic(code="PF202", row=5, fix=make_fix(Applicability.UNSAFE)), fix_applicable=False
-            ),
-            Finding(
-                make_diagnostic(code="PF302", row=2, column=8, message="rank 1024 is large"), fix_applicable=False
-            ),
+            Finding(make_diagnostic(code="PF202", row=5, fix=make_fix(Applicability.UNSAFE)), fix_applicable=False),
+            Finding(make_diagnostic(code="PF302", row=2, column=8, message="rank 1024 is large"), fix_applicable=False),
             Finding(
                 make_diagnostic(
                     code="PK001",

@@ -45,8 +45,6 @@ def test_example_reports_its_rule(name):
     required, allowed = EXPECTED[name]
     outcome = check_bytes((EXAMPLES / name).read_bytes(), name, settings=default_settings())
     found = {diagnostic.code for diagnostic in outcome.diagnostics}
-    listing = "\n".join(
-        f"  {d.code} {d.location.row if d.location else '-'}: {d.message}" for d in outcome.diagnostics
-    )
+    listing = "\n".join(f"  {d.code} {d.location.row if d.location else '-'}: {d.message}" for d in outcome.diagnostics)
     assert required <= found, f"{name}: missing {sorted(required - found)}; reported:\n{listing}"
     assert found <= required | allowed, f"{name}: unexpected {sorted(found - required - allowed)}; reported:\n{listing}"

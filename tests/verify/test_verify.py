@@ -11,11 +11,11 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
-from click.testing import CliRunner  # noqa: E402
+from click.testing import CliRunner
 
-import peftfix  # noqa: E402
-from peftfix.cli import cli  # noqa: E402
-from peftfix.verify import AdapterVerificationError, VerifyUsageError, verify_adapter, verify_model  # noqa: E402
+import peftfix
+from peftfix.cli import cli
+from peftfix.verify import AdapterVerificationError, VerifyUsageError, verify_adapter, verify_model
 
 HUB_NAME = "meta-llama/Llama-3.2-1B"  # what hub_named_adapter's config names (tests/verify/conftest.py)
 RESIZED_VOCAB = 136  # tests/conftest.py: 128 tokens + 8 added
@@ -196,9 +196,7 @@ def test_cli_findings_exit_1_json_shape(untrained_adapter, tiny_base):
     by_code = {item["code"]: item for item in data}
     assert {"PV001", "PV003"} <= set(by_code)
     for item in data:
-        assert set(item) == {
-            "code", "message", "filename", "severity", "location", "end_location", "fix", "details"
-        }
+        assert set(item) == {"code", "message", "filename", "severity", "location", "end_location", "fix", "details"}
         assert item["filename"] == untrained_adapter and item["location"] is None
     assert by_code["PV001"]["details"]["max_abs_delta"] == 0.0
 

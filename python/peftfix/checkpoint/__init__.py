@@ -40,9 +40,9 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "COUNT_KEYS",
+    "LOAD_AS",
     "BaseIndex",
     "CheckpointError",
-    "LOAD_AS",
     "Report",
     "check_adapter",
     "read_header",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import Any, Optional
 
 from peftfix.checkpoint import backend
 from peftfix.checkpoint.backend import PathLike
@@ -93,4 +94,4 @@ class BaseIndex:
             results = self._index.check_many(paths)
         except backend.readable_errors():
             return [self.check(path) for path in paths]
-        return [Report.from_native(data, path) for data, path in zip(results, paths)]
+        return [Report.from_native(data, path) for data, path in zip(results, paths, strict=True)]

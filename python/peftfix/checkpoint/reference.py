@@ -35,6 +35,7 @@ prints one JSON report per adapter.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -55,11 +56,28 @@ LOAD_AS = ("causal-lm", "base-model")
 # Bits per element. The list of the installed safetensors (0.8) Rust crate: the 20 names docs/keys.md lists plus
 # the two FNUZ float8 variants it accepts.
 DTYPE_BITS = {
-    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8,
-    "I16": 16, "U16": 16, "F16": 16, "BF16": 16,
-    "I32": 32, "U32": 32, "F32": 32,
-    "I64": 64, "U64": 64, "F64": 64, "C64": 64,
-    "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
+    "BOOL": 8,
+    "U8": 8,
+    "I8": 8,
+    "F8_E5M2": 8,
+    "F8_E4M3": 8,
+    "F8_E8M0": 8,
+    "F8_E4M3FNUZ": 8,
+    "F8_E5M2FNUZ": 8,
+    "I16": 16,
+    "U16": 16,
+    "F16": 16,
+    "BF16": 16,
+    "I32": 32,
+    "U32": 32,
+    "F32": 32,
+    "I64": 64,
+    "U64": 64,
+    "F64": 64,
+    "C64": 64,
+    "F4": 4,
+    "F6_E2M3": 6,
+    "F6_E3M2": 6,
 }
 
 # Tuner parameter names (one key component each). LoRA ones are shape-checked; the others only matched.
@@ -69,33 +87,60 @@ MAGNITUDE = "lora_magnitude_vector"
 LORA_PARAMS = (LORA_A, LORA_B, EMB_A, EMB_B, MAGNITUDE)
 OTHER_TUNER_PARAMS = (
     "ia3_l",
-    "hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2",
-    "lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b", "lokr_t2",
+    "hada_w1_a",
+    "hada_w1_b",
+    "hada_w2_a",
+    "hada_w2_b",
+    "hada_t1",
+    "hada_t2",
+    "lokr_w1",
+    "lokr_w1_a",
+    "lokr_w1_b",
+    "lokr_w2",
+    "lokr_w2_a",
+    "lokr_w2_b",
+    "lokr_t2",
     "lora_E",
-    "vera_lambda_b", "vera_lambda_d",
-    "oft_r", "oft_s", "boft_R", "boft_s",
+    "vera_lambda_b",
+    "vera_lambda_d",
+    "oft_r",
+    "oft_s",
+    "boft_R",
+    "boft_s",
     "fourierft_spectrum",
     "ln_tuning_layers",
     # Choice (not in docs/keys.md): PEFT 0.21 writes `<embedding>.token_adapter.trainable_tokens_delta` for
     # `LoraConfig(trainable_token_indices=...)`; recognised like the other tuners, `token_adapter` dropped.
-    "trainable_tokens_delta", "trainable_tokens_original",
+    "trainable_tokens_delta",
+    "trainable_tokens_original",
 )
 TUNER_PARAMS = frozenset(LORA_PARAMS + OTHER_TUNER_PARAMS)
 FINAL_PARAMS = ("weight", "bias")
 # Names of vocabulary-sized modules: a row-count mismatch on these names `resize_token_embeddings`.
 VOCAB_MODULES = frozenset(
     (
-        "embed_tokens", "lm_head", "wte", "word_embeddings", "embed_in", "embed_out", "tok_embeddings", "output",
-        "shared", "embeddings",
+        "embed_tokens",
+        "lm_head",
+        "wte",
+        "word_embeddings",
+        "embed_in",
+        "embed_out",
+        "tok_embeddings",
+        "output",
+        "shared",
+        "embeddings",
     )
 )
 # Per byte of one element, the bits that must be zero for the value to be zero: the sign bit of a float may be
 # set (-0.0 is zero). Integer, bool, unsigned-exponent and FNUZ types (no negative zero) need every bit zero.
 ZERO_MASKS = {
-    "F16": (0xFF, 0x7F), "BF16": (0xFF, 0x7F),
-    "F32": (0xFF, 0xFF, 0xFF, 0x7F), "C64": (0xFF, 0xFF, 0xFF, 0x7F),
+    "F16": (0xFF, 0x7F),
+    "BF16": (0xFF, 0x7F),
+    "F32": (0xFF, 0xFF, 0xFF, 0x7F),
+    "C64": (0xFF, 0xFF, 0xFF, 0x7F),
     "F64": (0xFF,) * 7 + (0x7F,),
-    "F8_E4M3": (0x7F,), "F8_E5M2": (0x7F,),
+    "F8_E4M3": (0x7F,),
+    "F8_E5M2": (0x7F,),
     "F4": (0x77,),  # two E2M1 values per byte, each with its sign bit on top
 }
 SHOWN = 5  # paths a PK002 finding lists
@@ -243,7 +288,7 @@ def _parse_header(path, header_bytes, data_len):
             spans.append((begin, end, name))
 
     spans.sort()
-    for (begin0, end0, name0), (begin1, end1, name1) in zip(spans, spans[1:]):
+    for (begin0, end0, name0), (begin1, end1, name1) in itertools.pairwise(spans):
         if begin1 < end0:
             raise CheckpointError(
                 path, f"tensors {name0!r} [{begin0}, {end0}) and {name1!r} [{begin1}, {end1}) overlap"
@@ -496,7 +541,7 @@ def _classify(key):
     kind: a tuner parameter name (``lora_A``, ``ia3_l``, ...), ``copy`` (a saved module parameter: param names
     it) or ``ignored`` (``original_module``, prompt embeddings).
     """
-    path = key[_peft_wrapper_len(key):]
+    path = key[_peft_wrapper_len(key) :]
     parts = path.split(".")
     count = len(parts)
     if parts[0] in UNPLACED:
@@ -507,7 +552,7 @@ def _classify(key):
         name = parts[position]
         if name not in TUNER_PARAMS:
             continue
-        tail = parts[position + 1:]
+        tail = parts[position + 1 :]
         if len(tail) == 2 and tail[1] not in FINAL_PARAMS:
             continue
         module = parts[:position]
@@ -519,7 +564,7 @@ def _classify(key):
         return None, "ignored", None
     if "modules_to_save" in parts:
         position = parts.index("modules_to_save")
-        rest = parts[position + 1:]
+        rest = parts[position + 1 :]
         if len(rest) >= 2:
             rest = rest[1:]  # the adapter name (`.default.`)
         # `score.modules_to_save.default.dense.bias` is the copy of `score.dense`'s `bias`.
@@ -538,7 +583,7 @@ def _classify(key):
 
 
 class _Module:
-    __slots__ = ("path", "tensors", "copies", "bad_prefix")
+    __slots__ = ("bad_prefix", "copies", "path", "tensors")
 
     def __init__(self, path):
         self.path = path
@@ -723,7 +768,7 @@ def _infer_rewrite(base, unmatched):
         strip_text, add_text = text(strip), text(add)
         matched = 0
         for path in unmatched:
-            if path.startswith(strip_text) and add_text + path[len(strip_text):] in base.modules:
+            if path.startswith(strip_text) and add_text + path[len(strip_text) :] in base.modules:
                 matched += 1
         key = (-matched, len(strip) + len(add), len(strip_text) + len(add_text), strip_text, add_text)
         if best_key is None or key < best_key:
@@ -813,7 +858,7 @@ def _check(base, adapter):
             for path in unmatched:
                 parts = tuple(path.split("."))
                 if parts[: len(strip)] == strip:
-                    rewritten = ".".join(add + parts[len(strip):])
+                    rewritten = ".".join(add + parts[len(strip) :])
                     if rewritten in base.modules:
                         target[path] = rewritten
                         explained.append(path)
@@ -849,11 +894,9 @@ def _check(base, adapter):
             found = first[: _peft_wrapper_len(first)]
             how = f"start with `{found}` instead of `{PEFT_PREFIX}`" if found else f"lack `{PEFT_PREFIX}`"
             parts.append(
-                f"{len(prefix_keys)} adapter keys {how} (e.g. `{first}`) and PEFT only loads keys under "
-                f"`{PEFT_PREFIX}`"
+                f"{len(prefix_keys)} adapter keys {how} (e.g. `{first}`) and PEFT only loads keys under `{PEFT_PREFIX}`"
             )
-            details["peft_prefix"] = {"found": found, "expected": PEFT_PREFIX, "keys": len(prefix_keys),
-                                      "first": first}
+            details["peft_prefix"] = {"found": found, "expected": PEFT_PREFIX, "keys": len(prefix_keys), "first": first}
         findings.append(
             _finding(
                 "PK001",
@@ -1013,16 +1056,18 @@ def _check(base, adapter):
                 if missing:
                     parts.append(f"target_modules lists {', '.join(missing[:SHOWN])} but no adapter module has it")
                 if unlisted:
-                    parts.append(
-                        f"{len(unlisted)} LoRA modules are not in target_modules (e.g. `{unlisted[0]}`)"
-                    )
+                    parts.append(f"{len(unlisted)} LoRA modules are not in target_modules (e.g. `{unlisted[0]}`)")
                 findings.append(
                     _finding(
                         "PK005",
                         "; ".join(parts) + ": adapter_config.json does not describe these tensors, so PEFT "
                         "builds other layers than the file holds",
-                        {"field": "target_modules", "missing": missing, "unlisted": unlisted[:SHOWN],
-                         "unlisted_count": len(unlisted)},
+                        {
+                            "field": "target_modules",
+                            "missing": missing,
+                            "unlisted": unlisted[:SHOWN],
+                            "unlisted_count": len(unlisted),
+                        },
                     )
                 )
         magnitudes = sum(1 for module in modules.values() if any(k == MAGNITUDE for k, _ in module.tensors))
@@ -1058,16 +1103,16 @@ def check_adapter(adapter, base, load_as="causal-lm"):
 def _rewrite_key(key, strip, add):
     """`base_model.model.` + the module path (rewritten when it starts with `strip`) + the tuner parameter: an
     outer wrapper before PEFT's prefix is dropped, a missing prefix added (PEFT only loads keys under it)."""
-    rest = key[_peft_wrapper_len(key):]
+    rest = key[_peft_wrapper_len(key) :]
     if rest.split(".", 1)[0] in UNPLACED:
         return key  # no module path (prompt learning): nothing to rewrite
     if strip and not rest.startswith(strip):
         return PEFT_PREFIX + rest
-    return PEFT_PREFIX + add + rest[len(strip):]
+    return PEFT_PREFIX + add + rest[len(strip) :]
 
 
 def _as_prefix(text):
-    """"" stays ""; anything else ends with exactly one dot (`_orig_mod` -> `_orig_mod.`)."""
+    """ "" stays ""; anything else ends with exactly one dot (`_orig_mod` -> `_orig_mod.`)."""
     text = (text or "").rstrip(".")
     return text + "." if text else ""
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Union
+from collections.abc import Mapping
+from typing import Any, Union
 
 from peftfix.checkpoint import backend
 from peftfix.checkpoint.backend import PathLike

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
 
 from peftfix.checkpoint.backend import PathLike
 from peftfix.diagnostics import Diagnostic, FindingsMixin
@@ -50,7 +51,7 @@ class Report(FindingsMixin):
         return any(finding.code == "PK000" for finding in self.findings)
 
     @classmethod
-    def from_native(cls, data: Mapping[str, Any], adapter: Optional[str] = None) -> "Report":
+    def from_native(cls, data: Mapping[str, Any], adapter: Optional[str] = None) -> Report:
         adapter = str(data.get("adapter") or adapter or "")
         counts = dict.fromkeys(COUNT_KEYS, 0)
         counts.update({key: int(value) for key, value in (data.get("counts") or {}).items()})
@@ -75,7 +76,7 @@ class Report(FindingsMixin):
         )
 
     @classmethod
-    def unreadable_checkpoint(cls, adapter: PathLike, base: PathLike, error: BaseException) -> "Report":
+    def unreadable_checkpoint(cls, adapter: PathLike, base: PathLike, error: BaseException) -> Report:
         """A report with one PK000 finding for an error raised while reading ``adapter`` or ``base``."""
         adapter = os.fspath(adapter)
         path, reason = _error_parts(error)

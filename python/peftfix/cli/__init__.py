@@ -14,7 +14,8 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Optional
 
 import click
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional
 
 import click
 
@@ -139,7 +140,7 @@ def _config_resolver(
     extend_select: Sequence[str],
     unsafe_fixes: Optional[bool],
     config_file: Optional[Path],
-) -> "ConfigResolver":
+) -> ConfigResolver:
     from peftfix.source.config import CliOverrides, ConfigError, ConfigResolver, RuleSelection, parse_code_list
 
     overrides = CliOverrides(
@@ -161,7 +162,7 @@ def _binary(stream: Any) -> Any:
     return getattr(stream, "buffer", stream)
 
 
-def _check_stdin(configs: "ConfigResolver", stdin_filename: Optional[str], mode: "FixMode") -> "CheckRun":
+def _check_stdin(configs: ConfigResolver, stdin_filename: Optional[str], mode: FixMode) -> CheckRun:
     from peftfix.source.config import ConfigError
     from peftfix.source.runner import FixMode, run_stdin
 
@@ -178,9 +179,7 @@ def _check_stdin(configs: "ConfigResolver", stdin_filename: Optional[str], mode:
     return run
 
 
-def _check_paths(
-    configs: "ConfigResolver", paths: list[str], mode: "FixMode", respect_gitignore: bool
-) -> "CheckRun":
+def _check_paths(configs: ConfigResolver, paths: list[str], mode: FixMode, respect_gitignore: bool) -> CheckRun:
     from peftfix.source import runner
     from peftfix.source.config import ConfigError
 
@@ -190,5 +189,3 @@ def _check_paths(
     except ConfigError as error:
         raise UsageProblem(str(error)) from error
     return runner.run_check(paths, configs, mode, respect_gitignore=respect_gitignore)
-
-

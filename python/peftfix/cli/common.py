@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import click
 
@@ -36,7 +36,7 @@ def exit_status(has_errors: bool, has_findings: bool, exit_zero: bool = False) -
     return EXIT_CLEAN
 
 
-def format_option(default: str = "text") -> "click.Option":
+def format_option(default: str = "text") -> click.Option:
     """``--format text|json|sarif|github``, the same for every command that reports findings."""
     return click.option(  # type: ignore[return-value]
         "--format",

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from peftfix import about
+from peftfix.catalog import all_codes
 from peftfix.diagnostics import CodeInfo, Diagnostic, Fix, Location, Report
 from peftfix.output.common import severity_level
-from peftfix.catalog import all_codes
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"

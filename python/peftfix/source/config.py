@@ -15,9 +15,10 @@ from __future__ import annotations
 import difflib
 import os
 import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any, Optional
 
 from peftfix.source import pathglob
 
@@ -289,9 +290,7 @@ def resolve(
     defaults = frozenset(default_codes if default_codes is not None else _registry_defaults())
     enabled = config.selection.apply(defaults, known)
     enabled = overrides.selection.apply(enabled, known)
-    unsafe_fixes = next(
-        (value for value in (overrides.unsafe_fixes, config.unsafe_fixes) if value is not None), False
-    )
+    unsafe_fixes = next((value for value in (overrides.unsafe_fixes, config.unsafe_fixes) if value is not None), False)
     max_rank = config.max_rank if config.max_rank is not None else DEFAULT_MAX_RANK
     return ResolvedConfig(config, enabled, unsafe_fixes, max_rank, known)
 
@@ -319,9 +318,7 @@ class ConfigResolver:
                     if overrides.selection.select is None
                     else validate_selectors(overrides.selection.select, self._known, "--select")
                 ),
-                extend_select=validate_selectors(
-                    overrides.selection.extend_select, self._known, "--extend-select"
-                ),
+                extend_select=validate_selectors(overrides.selection.extend_select, self._known, "--extend-select"),
                 ignore=validate_selectors(overrides.selection.ignore, self._known, "--ignore"),
             ),
             unsafe_fixes=overrides.unsafe_fixes,

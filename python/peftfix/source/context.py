@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
@@ -44,7 +44,6 @@ class FileContext:
         if self._positions is None:
             self._positions = self.wrapper.resolve(PositionProvider)
         return self._positions
-
 
     # ------------------------------------------------------------------------------------------- positions
 

@@ -15,13 +15,13 @@ from typing import Optional
 import libcst as cst
 
 from peftfix.diagnostics import Applicability, Diagnostic, Location
-from peftfix.source.settings import Settings
 from peftfix.source import fixer
 from peftfix.source.context import FileContext
 from peftfix.source.flow.interpreter import Interpreter
 from peftfix.source.registry import ALL_RULES, default_settings
 from peftfix.source.rule import Rule
 from peftfix.source.rules.pf000_parse_error import ParseError
+from peftfix.source.settings import Settings
 from peftfix.source.suppression import is_suppressed, suppressions
 
 

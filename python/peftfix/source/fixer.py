@@ -8,8 +8,8 @@ reported; the others are kept.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import libcst as cst
 
@@ -103,4 +103,3 @@ def _key(diagnostic: Diagnostic, source: str) -> tuple:
         diagnostic.code,
         tuple((source[edit.start_offset : edit.end_offset], edit.content) for edit in diagnostic.fix.edits),
     )
-

@@ -31,9 +31,9 @@ class NameIndex:
                 target[node.id].append(self._offset(node.lineno, node.col_offset))
             elif isinstance(node, ast.arg):
                 self.binds[node.arg].append(self._offset(node.lineno, node.col_offset))
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                self.binds[node.name].append(self._offset(node.lineno, node.col_offset))
-            elif isinstance(node, ast.ExceptHandler) and node.name:
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) or (
+                isinstance(node, ast.ExceptHandler) and node.name
+            ):
                 self.binds[node.name].append(self._offset(node.lineno, node.col_offset))
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 for alias in node.names:

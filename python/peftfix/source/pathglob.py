@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator
 
 
 @functools.lru_cache(maxsize=512)
@@ -70,7 +70,7 @@ def anchor(pattern: str, root: Path | str) -> str:
     starts, as in Ruff. Basename patterns (`build`, `*_pb2.py`) and absolute ones are kept as they are.
     """
     normalised = _normalise_pattern(pattern)
-    if "/" not in normalised or normalised.startswith("/") or normalised.startswith("**/"):
+    if "/" not in normalised or normalised.startswith(("/", "**/")):
         return normalised
     return escape(Path(os.path.abspath(root)).as_posix()) + "/" + normalised
 

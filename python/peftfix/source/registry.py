@@ -6,9 +6,7 @@ import inspect
 from typing import Optional
 
 from peftfix.diagnostics import CodeInfo
-
 from peftfix.source.rule import Rule
-from peftfix.source.settings import Settings
 from peftfix.source.rules import (
     pf000_parse_error,
     pf101_automodel_for_causal_lm,
@@ -21,6 +19,7 @@ from peftfix.source.rules import (
     pf302_excessive_rank,
     pf401_resize_before_adapter_load,
 )
+from peftfix.source.settings import Settings
 
 ALL_RULES: list[type[Rule]] = sorted(
     [

@@ -8,8 +8,9 @@ built from edits; they never rewrite the file themselves — the engine applies 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Optional, Sequence
+from typing import ClassVar, Optional
 
 import libcst as cst
 

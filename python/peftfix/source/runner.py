@@ -8,6 +8,7 @@ for that file while every other file is still checked.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import difflib
 import enum
 import importlib
@@ -16,13 +17,14 @@ import os
 import stat
 import tempfile
 import traceback
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Optional
 
 from peftfix.about import debug_enabled
-from peftfix.source.config import ConfigResolver, ResolvedConfig
 from peftfix.diagnostics import Diagnostic, Finding, Report
+from peftfix.source.config import ConfigResolver, ResolvedConfig
 from peftfix.source.settings import Settings
 
 # Below this many files, starting worker processes (each importing libcst) costs more than it saves.
@@ -125,27 +127,21 @@ def write_atomically(path: Path | str, data: bytes) -> None:
         os.chmod(temp_path, mode)
         os.replace(temp_path, target)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(temp_path)
-        except OSError:
-            pass
         raise
 
 
 # --- checking one file --------------------------------------------------------------------------------------
 
 
-def _findings(
-    diagnostics: Iterable[Diagnostic], settings: Settings, fixes_attempted: bool = False
-) -> list[Finding]:
+def _findings(diagnostics: Iterable[Diagnostic], settings: Settings, fixes_attempted: bool = False) -> list[Finding]:
     """Wrap diagnostics with whether `--apply` would fix them. After a fix run, what remains was not fixed by
     it (a dropped or conflicting fix), so it is not advertised as fixable again."""
     return [
         Finding(
             diagnostic,
-            not fixes_attempted
-            and diagnostic.fix is not None
-            and diagnostic.fix.is_applicable(settings.unsafe_fixes),
+            not fixes_attempted and diagnostic.fix is not None and diagnostic.fix.is_applicable(settings.unsafe_fixes),
         )
         for diagnostic in diagnostics
     ]

@@ -47,4 +47,4 @@ def _comments(source: str):
         # The file parsed with libcst, so this is rare; fall back to a per-line scan.
         for number, text in enumerate(source.splitlines(), start=1):
             if "#" in text:
-                yield number, text[text.index("#"):]
+                yield number, text[text.index("#") :]

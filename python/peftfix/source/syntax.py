@@ -41,7 +41,6 @@ def literal_bool(node: Optional[cst.CSTNode]) -> Optional[bool]:
     return None
 
 
-
 def dotted_name(node: cst.CSTNode) -> Optional[str]:
     """``x`` or ``self.model.inner`` as a string; None for anything else."""
     if isinstance(node, cst.Name):

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Optional
 
 from peftfix.verify.environment import (
     INSTALL_HINT,
@@ -39,8 +40,8 @@ from peftfix.verify.report import DEFAULT_ATOL, AdapterVerificationError, Verify
 
 
 def verify_adapter(
-    adapter: "str | os.PathLike[str]",
-    base: "Optional[str | os.PathLike[str]]" = None,
+    adapter: str | os.PathLike[str],
+    base: Optional[str | os.PathLike[str]] = None,
     device: str = "auto",
     dtype: str = "auto",
     prompt: Optional[str] = None,
@@ -153,9 +154,9 @@ def verify_model(peft_model: Any, inputs: Any = None, atol: float = DEFAULT_ATOL
 
 
 __all__ = [
-    "AdapterVerificationError",
     "DEFAULT_ATOL",
     "INSTALL_HINT",
+    "AdapterVerificationError",
     "VerifyReport",
     "VerifyUsageError",
     "missing_modules",

@@ -7,7 +7,8 @@ import contextlib
 import logging
 import re
 import warnings
-from typing import Any, Iterator, Optional, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any, Optional
 
 from peftfix.diagnostics import FIRST_FEW
 from peftfix.verify.report import VerifyReport
@@ -28,10 +29,8 @@ class _Capture(logging.Handler):
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
+        with contextlib.suppress(Exception):  # a broken log call must not break the verifier
             self.messages.append(record.getMessage())
-        except Exception:  # a broken log call must not break the verifier
-            pass
 
 
 @contextlib.contextmanager
@@ -56,7 +55,7 @@ def capture_library_output() -> Iterator[list[str]]:
     finally:
         if bars:
             hf_logging.enable_progress_bar()
-        for logger, level in zip(loggers, levels):
+        for logger, level in zip(loggers, levels, strict=True):
             logger.removeHandler(handler)
             logger.setLevel(level)
         messages.extend(str(item.message) for item in caught)
@@ -72,9 +71,9 @@ def key_problems(messages: Sequence[str]) -> dict[str, Any]:
     relevant: list[str] = []
     for message in messages:
         lowered = message.lower()
-        if "adapter keys" not in lowered and not ("adapter" in lowered and "keys" in lowered and (
-            "missing" in lowered or "unexpected" in lowered
-        )):
+        if "adapter keys" not in lowered and not (
+            "adapter" in lowered and "keys" in lowered and ("missing" in lowered or "unexpected" in lowered)
+        ):
             continue
         relevant.append(message)
         for kind, listing in _KEY_LIST.findall(message):
@@ -182,4 +181,3 @@ def load(report: VerifyReport, adapter: str, base: str, auto_class: str, device:
     if other:
         report.details["load_warnings"] = other[:FIRST_FEW]
     return model
-

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from peftfix.diagnostics import FIRST_FEW
 from peftfix.verify.report import VerifyReport
 
 
-def judge(
-    report: VerifyReport, figures: Mapping[str, Any], branches: Mapping[str, float], atol: float
-) -> None:
+def judge(report: VerifyReport, figures: Mapping[str, Any], branches: Mapping[str, float], atol: float) -> None:
     """PV001 / PV003 from the measured figures; explain a zero delta with the attached findings."""
     explained = [d for d in report.findings if d.code.startswith("PK") or d.code == "PV002"]
     if figures["max_abs_delta"] <= atol:

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 
 def _lora_layers(model: Any) -> list[tuple[str, Any]]:
@@ -35,7 +36,9 @@ def _branch_hooks(layers: Sequence[tuple[str, Any]]) -> Iterator[dict[str, float
 
     for name, layer in layers:
         key = _short_name(name)
-        active = [a for a in getattr(layer, "active_adapters", []) or [] if a not in getattr(layer, "merged_adapters", [])]
+        active = [
+            a for a in getattr(layer, "active_adapters", []) or [] if a not in getattr(layer, "merged_adapters", [])
+        ]
         hooked = False
         for adapter_name in active:
             lora_b = getattr(layer, "lora_B", {})
@@ -126,7 +129,7 @@ def measure(model: Any, batches: Sequence[Mapping[str, Any]], device: Any) -> tu
             enabled = [_forward(model, batch, device) for batch in batches]
         with _adapter_disabled(model):
             disabled = [_forward(model, batch, device) for batch in batches]
-        for on, off, batch in zip(enabled, disabled, batches):
+        for on, off, batch in zip(enabled, disabled, batches, strict=True):
             on, off = on.float(), off.float()
             delta = (on - off).abs()
             mask = batch.get("attention_mask")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
 
 from peftfix.diagnostics import Applicability, Diagnostic, FindingsMixin, Fix
 
@@ -17,7 +18,7 @@ class VerifyUsageError(ValueError):
 class AdapterVerificationError(AssertionError):
     """Raised by ``verify_model(..., strict=True)`` when the report has findings; ``.report`` holds it."""
 
-    def __init__(self, report: "VerifyReport") -> None:
+    def __init__(self, report: VerifyReport) -> None:
         self.report = report
         super().__init__(report.summary())
 

@@ -11,18 +11,19 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import pytest
 
 import peftfix
 from peftfix.diagnostics import Applicability, Diagnostic, Edit, Fix, Location
-from peftfix.source.settings import Settings
 from peftfix.source.engine import FileOutcome, check_bytes, fix_source
 from peftfix.source.fixer import MAX_PASSES, fix_until_stable, parses
 from peftfix.source.registry import ALL_RULES, default_settings
 from peftfix.source.rules.pf203_frozen_adapter_training import FrozenAdapterTraining
+from peftfix.source.settings import Settings
 
 DEFAULT = default_settings()
 EVERYTHING = Settings(enabled=frozenset(rule.code for rule in ALL_RULES), unsafe_fixes=True)
@@ -195,7 +196,7 @@ def test_lone_cr_line_endings():
     assert [(d.code, d.location) for d in found] == [("PF203", Location(3, 9))]
     outcome = check_bytes(data, "mac.py", DEFAULT, fix=True)
     assert outcome.new_bytes == (
-        b'from peft import PeftModel\rfrom transformers import Trainer\r'
+        b"from peft import PeftModel\rfrom transformers import Trainer\r"
         b'model = PeftModel.from_pretrained(base, "adapter", is_trainable=True)\rTrainer(model=model).train()\r'
     )
 
@@ -229,9 +230,7 @@ def _isolated(data: bytes, fix: bool, timeout: int = 120) -> dict:
         "    print(json.dumps({'error': f'{type(e).__name__}: {e}'}))\n"
     )
     env = dict(os.environ, PYTHONPATH=str(Path(peftfix.__file__).resolve().parent.parent))
-    proc = subprocess.run(
-        [sys.executable, "-c", script], input=data, capture_output=True, timeout=timeout, env=env
-    )
+    proc = subprocess.run([sys.executable, "-c", script], input=data, capture_output=True, timeout=timeout, env=env)
     assert proc.returncode == 0, f"the engine died (exit {proc.returncode}): {proc.stderr[-500:]!r}"
     lines = proc.stdout.decode().strip().splitlines()
     assert lines, proc.stderr[-500:]
@@ -271,8 +270,15 @@ def _location(source: str, offset: int) -> Location:
     return Location(row, offset - (before.rfind("\n") + 1) + 1)
 
 
-def _diagnostic(source: str, code: str, start: int, end: int, content: str, message: Optional[str] = None,
-                applicability: Applicability = Applicability.SAFE) -> Diagnostic:
+def _diagnostic(
+    source: str,
+    code: str,
+    start: int,
+    end: int,
+    content: str,
+    message: Optional[str] = None,
+    applicability: Applicability = Applicability.SAFE,
+) -> Diagnostic:
     edit = Edit(start, end, content, _location(source, start), _location(source, end))
     return Diagnostic(
         code=code,
@@ -437,13 +443,16 @@ model = PeftModel.from_pretrained(base, "adapter")
 Trainer(model=model).train()
 """
     outcome = check_bytes(data, "train.py", DEFAULT, fix=True)
-    assert outcome.new_bytes == b"""from peft import LoraConfig, PeftModel
+    assert (
+        outcome.new_bytes
+        == b"""from peft import LoraConfig, PeftModel
 from transformers import Trainer
 
 config = LoraConfig(target_modules=["q_proj", "v_proj"])
 model = PeftModel.from_pretrained(base, "adapter")
 Trainer(model=model).train()
 """
+    )
     assert sorted(d.code for d in outcome.fixed) == ["PF201", "PF301"]
     assert [d.code for d in outcome.dropped] == ["PF203"]
 

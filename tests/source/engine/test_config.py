@@ -24,9 +24,7 @@ DEFAULTS = CODES  # every rule on unless a test says otherwise
 
 
 def resolver(tmp_path: Path, overrides: CliOverrides = CliOverrides(), config_file=None, defaults=DEFAULTS):
-    return ConfigResolver(
-        overrides, config_file=config_file, cwd=tmp_path, known_codes=CODES, default_codes=defaults
-    )
+    return ConfigResolver(overrides, config_file=config_file, cwd=tmp_path, known_codes=CODES, default_codes=defaults)
 
 
 def pyproject(directory: Path, body: str) -> Path:

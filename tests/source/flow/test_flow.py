@@ -7,9 +7,9 @@ import textwrap
 
 import pytest
 
-from peftfix.source.settings import Settings
 from peftfix.source.engine import check_source
 from peftfix.source.registry import ALL_RULES
+from peftfix.source.settings import Settings
 
 EVERYTHING = Settings(enabled=frozenset(rule.code for rule in ALL_RULES))
 
@@ -33,8 +33,9 @@ def test_tuple_returned_by_a_helper_is_unpacked():
 
 
 def test_exclusive_branches_are_not_one_path():
-    assert codes(
-        """
+    assert (
+        codes(
+            """
         from peft import PeftModel, get_peft_model
         if resume:
             model = PeftModel.from_pretrained(model, "ckpt", is_trainable=True)
@@ -43,12 +44,15 @@ def test_exclusive_branches_are_not_one_path():
         else:
             raise SystemExit("nothing to do")
         """
-    ) == []
+        )
+        == []
+    )
 
 
 def test_a_returning_branch_does_not_reach_what_follows():
-    assert codes(
-        """
+    assert (
+        codes(
+            """
         from peft import PeftModel, get_peft_model
         def build(model, resume):
             if resume:
@@ -56,7 +60,9 @@ def test_a_returning_branch_does_not_reach_what_follows():
                 return model
             return get_peft_model(model, config)
         """
-    ) == []
+        )
+        == []
+    )
 
 
 def test_try_handler_sees_the_body_effects():
@@ -86,26 +92,32 @@ def test_with_block_and_walrus_are_followed():
 
 
 def test_a_parameter_shadowing_a_module_name_is_not_peft():
-    assert codes(
-        """
+    assert (
+        codes(
+            """
         from peft import PeftModel
         def run(PeftModel, base):
             model = PeftModel.from_pretrained(base, "a")
             model.merge_and_unload()
         """
-    ) == []
+        )
+        == []
+    )
 
 
 def test_rebinding_the_name_to_a_new_model_starts_a_new_history():
-    assert codes(
-        """
+    assert (
+        codes(
+            """
         from transformers import AutoModelForCausalLM
         from peft import PeftModel, get_peft_model
         model = get_peft_model(AutoModelForCausalLM.from_pretrained("m"), config)
         model = AutoModelForCausalLM.from_pretrained("m")
         model = PeftModel.from_pretrained(model, "adapter")
         """
-    ) == []
+        )
+        == []
+    )
 
 
 @pytest.mark.parametrize(

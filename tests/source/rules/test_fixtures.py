@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from peftfix.source.settings import Settings
 from peftfix.source.engine import check_bytes, decode
 from peftfix.source.fixer import parses
 from peftfix.source.registry import ALL_RULES
+from peftfix.source.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 RULES_BY_NAME = {rule.name: rule for rule in ALL_RULES}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from peftfix.source.settings import Settings
 from peftfix.source.engine import check_source, fix_source
 from peftfix.source.fixer import parses
 from peftfix.source.registry import ALL_RULES
+from peftfix.source.settings import Settings
 
 EVERYTHING = Settings(enabled=frozenset(rule.code for rule in ALL_RULES), unsafe_fixes=True)
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Optional
 
 import libcst as cst
 
@@ -25,7 +26,7 @@ class ImportBinding:
 
     @property
     def imported(self) -> str:
-        return (dotted_name(self.alias.name) or "")
+        return dotted_name(self.alias.name) or ""
 
 
 def module_imports(ctx: FileContext) -> Iterable[ImportBinding]:
@@ -57,9 +58,7 @@ def is_unused_after(ctx: FileContext, local_name: str, removed: Iterable[cst.CST
     return all(offset in removed_offsets for offset in ctx.names.reads_of(local_name))
 
 
-def rewrite_import(
-    ctx: FileContext, binding: ImportBinding, remove: bool, add: Optional[str] = None
-) -> Optional[Edit]:
+def rewrite_import(ctx: FileContext, binding: ImportBinding, remove: bool, add: Optional[str] = None) -> Optional[Edit]:
     """Drop ``binding``'s alias and/or add ``add`` to the same statement (in the dropped alias's place)."""
     names = list(binding.node.names)
     index = next(i for i, alias in enumerate(names) if alias is binding.alias)

@@ -9,9 +9,8 @@ import libcst as cst
 
 from peftfix.diagnostics import Edit
 from peftfix.source.context import FileContext
-from peftfix.source.syntax import keyword_arg
-from peftfix.source.syntax import dotted_name
 from peftfix.source.edits.imports import binding_of, is_unused_after, rewrite_import
+from peftfix.source.syntax import dotted_name, keyword_arg
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ literals) the way a person would: the sequence keeps its layout, its trailing co
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import libcst as cst
 
@@ -78,14 +78,18 @@ def _relayout(comma, layout):
         and isinstance(layout.whitespace_after, cst.ParenthesizedWhitespace)
     ):
         after = layout.whitespace_after
-        return comma.with_changes(whitespace_after=comma.whitespace_after.with_changes(indent=after.indent, last_line=after.last_line))
+        return comma.with_changes(
+            whitespace_after=comma.whitespace_after.with_changes(indent=after.indent, last_line=after.last_line)
+        )
     return layout
 
 
 def _without_comment(comma: cst.Comma) -> cst.Comma:
     after = comma.whitespace_after
     if isinstance(after, cst.ParenthesizedWhitespace):
-        return comma.with_changes(whitespace_after=after.with_changes(first_line=cst.TrailingWhitespace(), empty_lines=()))
+        return comma.with_changes(
+            whitespace_after=after.with_changes(first_line=cst.TrailingWhitespace(), empty_lines=())
+        )
     return comma
 
 

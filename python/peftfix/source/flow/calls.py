@@ -12,14 +12,25 @@ from typing import Optional
 import libcst as cst
 
 from peftfix.source.adapter_config import adapter_task_type
-from peftfix.source.syntax import argument, dotted_name, iter_string_value, keyword_arg, literal_bool, positional_args
 from peftfix.source.flow.evaluator import Evaluator
 from peftfix.source.flow.model import EMPTY, HISTORY_KINDS, Ev, Event, Kind, Obj, State
+from peftfix.source.syntax import argument, dotted_name, iter_string_value, keyword_arg, literal_bool, positional_args
 
 # Methods only a model has: a variable they are called on holds a model even when its loading is not shown.
 MODEL_METHODS = frozenset(
-    {"resize_token_embeddings", "merge_and_unload", "unload", "load_adapter", "add_adapter", "set_adapter",
-     "generate", "print_trainable_parameters", "get_base_model", "disable_adapter", "enable_adapter_layers"}
+    {
+        "resize_token_embeddings",
+        "merge_and_unload",
+        "unload",
+        "load_adapter",
+        "add_adapter",
+        "set_adapter",
+        "generate",
+        "print_trainable_parameters",
+        "get_base_model",
+        "disable_adapter",
+        "enable_adapter_layers",
+    }
 )
 
 # ``LlamaModel``, ``Qwen2Model``: a bare transformer without task head.
@@ -28,8 +39,21 @@ NOT_BARE = ("PreTrainedModel", "LMHeadModel", "DoubleHeadsModel", "AutoModel")
 LOADER_METHODS = ("from_pretrained", "from_config", "_from_config")
 # Methods that return the model they are called on.
 SELF_RETURNING = frozenset(
-    {"to", "cuda", "cpu", "half", "float", "bfloat16", "double", "eval", "train", "requires_grad_",
-     "get_base_model", "merge_and_unload", "unload"}
+    {
+        "to",
+        "cuda",
+        "cpu",
+        "half",
+        "float",
+        "bfloat16",
+        "double",
+        "eval",
+        "train",
+        "requires_grad_",
+        "get_base_model",
+        "merge_and_unload",
+        "unload",
+    }
 )
 TRAINERS_EXPLICITLY_CAUSAL = ("SFTTrainer",)
 
@@ -121,7 +145,9 @@ class CallSemantics:
         elif package == "peft":
             if member == "get_peft_model":
                 return self.get_peft_model(call, args, state)
-            if member == "from_pretrained" and (owner == "PeftModel" or owner.startswith(("PeftModelFor", "PeftMixedModel"))):
+            if member == "from_pretrained" and (
+                owner == "PeftModel" or owner.startswith(("PeftModelFor", "PeftMixedModel"))
+            ):
                 return self.load_peft(call, args, state)
             if member == "from_pretrained" and owner.startswith("AutoPeftModel"):
                 return self.create_peft(call, state)
@@ -178,7 +204,11 @@ class CallSemantics:
         return frozenset([self.interp.new_object(Kind.TOKENIZER, state, event)])
 
     def quant_config(self, call: cst.Call) -> frozenset:
-        flags = [literal_bool(arg.value) for arg in call.args if arg.keyword and arg.keyword.value in ("load_in_4bit", "load_in_8bit")]
+        flags = [
+            literal_bool(arg.value)
+            for arg in call.args
+            if arg.keyword and arg.keyword.value in ("load_in_4bit", "load_in_8bit")
+        ]
         # Unknown flag values count as quantized: the config exists to quantize.
         quantized = any(flag is not False for flag in flags)
         return frozenset([Obj(Kind.QUANT_CONFIG, quantized=quantized, node=call)])
@@ -213,7 +243,9 @@ class CallSemantics:
         model_arg = argument(call, 0, "model")
         models = EMPTY
         if model_arg is not None:
-            models = frozenset(obj for obj in self.interp.eval_quiet(model_arg.value, state) if obj.kind in HISTORY_KINDS)
+            models = frozenset(
+                obj for obj in self.interp.eval_quiet(model_arg.value, state) if obj.kind in HISTORY_KINDS
+            )
         explicit = class_name in TRAINERS_EXPLICITLY_CAUSAL
         self.interp.apply(
             models, Event(Ev.CAUSAL_USE, call, {"reason": f"`{class_name}`", "explicit": explicit}), state
@@ -247,9 +279,13 @@ class CallSemantics:
         config_arg = argument(call, 1, "peft_config")
         configs = EMPTY
         if config_arg is not None:
-            configs = frozenset(o for o in self.interp.eval_quiet(config_arg.value, state) if o.kind is Kind.PEFT_CONFIG)
+            configs = frozenset(
+                o for o in self.interp.eval_quiet(config_arg.value, state) if o.kind is Kind.PEFT_CONFIG
+            )
         model_arg = argument(call, 0, "model")
-        event = Event(Ev.GET_PEFT_MODEL, call, {"configs": configs, "model_arg": model_arg.value if model_arg else None})
+        event = Event(
+            Ev.GET_PEFT_MODEL, call, {"configs": configs, "model_arg": model_arg.value if model_arg else None}
+        )
         self.interp.apply(models, event, state)
         return models
 
@@ -400,7 +436,11 @@ class CallSemantics:
         return frozenset([obj])
 
     def _is_linear_helper(self, call: cst.Call, functions: list) -> bool:
-        name = call.func.value if isinstance(call.func, cst.Name) else getattr(getattr(call.func, "attr", None), "value", "")
+        name = (
+            call.func.value
+            if isinstance(call.func, cst.Name)
+            else getattr(getattr(call.func, "attr", None), "value", "")
+        )
         return "linear" in str(name).lower()
 
     def _linear_helper(self, call: cst.Call, args: list, state: State) -> None:
@@ -418,7 +458,11 @@ class CallSemantics:
     @staticmethod
     def _switches_on(call: cst.Call) -> bool:
         positional = positional_args(call)
-        flag = positional[0].value if positional else (keyword_arg(call, "requires_grad") or cst.Arg(cst.Name("True"))).value
+        flag = (
+            positional[0].value
+            if positional
+            else (keyword_arg(call, "requires_grad") or cst.Arg(cst.Name("True"))).value
+        )
         return literal_bool(flag) is not False
 
     def value_key(self, node: cst.CSTNode, state: State) -> Optional[str]:

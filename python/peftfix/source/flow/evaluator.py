@@ -7,7 +7,8 @@ interpreter module (which constructs them).
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional, Protocol
+from collections.abc import Iterable
+from typing import Any, Optional, Protocol
 
 import libcst as cst
 

@@ -9,16 +9,14 @@ objects (so a rule sees them with the caller's history), and what it returns flo
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Optional
 
 import libcst as cst
 
 from peftfix.source.context import FileContext, child_blocks
-
-from peftfix.source.syntax import dotted_name
 from peftfix.source.flow.calls import CallSemantics
-from peftfix.source.flow.names import import_bindings, is_tracked, module_level_imports
 from peftfix.source.flow.model import (
     EMPTY,
     HISTORY_KINDS,
@@ -30,6 +28,8 @@ from peftfix.source.flow.model import (
     State,
     cap,
 )
+from peftfix.source.flow.names import import_bindings, is_tracked, module_level_imports
+from peftfix.source.syntax import dotted_name
 
 EventHook = Callable[[tuple, Event], None]
 FinalHook = Callable[[tuple], None]
@@ -89,7 +89,7 @@ class Interpreter:
         after_init = State.merge([state for _, state in summary.exits])
         if after_init is None:
             return
-        attributes = {k[len(prefix):]: v for k, v in after_init.env.items() if k.startswith(prefix)}
+        attributes = {k[len(prefix) :]: v for k, v in after_init.env.items() if k.startswith(prefix)}
         for method in methods:
             if method is not init:
                 self.summary(method, (attributes, after_init.heap))

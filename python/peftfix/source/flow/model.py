@@ -13,8 +13,9 @@ place, their result is the *same* object as ``m``: wrapping is an event on the o
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Optional
 
 import libcst as cst
 
@@ -47,7 +48,7 @@ MODEL_VIEW_KINDS = (Kind.TRAINER, Kind.OPTIMIZER, Kind.OUTPUT, Kind.PARAMETERS)
 class Obj:
     """One abstract runtime object. Identity is the object itself."""
 
-    __slots__ = ("kind", "info")
+    __slots__ = ("info", "kind")
 
     def __init__(self, kind: Kind, **info: Any):
         self.kind = kind
@@ -57,7 +58,7 @@ class Obj:
         return f"Obj({self.kind.value}, {sorted(self.info)})"
 
     @property
-    def models(self) -> frozenset["Obj"]:
+    def models(self) -> frozenset[Obj]:
         return self.info.get("models", frozenset())
 
 
@@ -140,7 +141,7 @@ class State:
         self.env: dict[str, frozenset] = env if env is not None else {}
         self.heap: dict[Obj, frozenset] = heap if heap is not None else {}
 
-    def copy(self) -> "State":
+    def copy(self) -> State:
         return State(dict(self.env), dict(self.heap))
 
     def bind(self, name: str, value: frozenset) -> None:
@@ -158,7 +159,7 @@ class State:
         return self.heap.get(obj, frozenset())
 
     @staticmethod
-    def merge(states: Iterable[Optional["State"]]) -> Optional["State"]:
+    def merge(states: Iterable[Optional[State]]) -> Optional[State]:
         live = [state for state in states if state is not None]
         if not live:
             return None

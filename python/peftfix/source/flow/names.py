@@ -9,7 +9,8 @@ is the same import.
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from collections.abc import Iterable
+from typing import Optional
 
 import libcst as cst
 
@@ -39,7 +40,11 @@ def import_bindings(node: cst.CSTNode) -> list[tuple[str, Optional[str]]]:
         bound = []
         for alias in node.names:
             imported = dotted_name(alias.name) or ""
-            local = alias.asname.name.value if alias.asname is not None and isinstance(alias.asname.name, cst.Name) else imported
+            local = (
+                alias.asname.name.value
+                if alias.asname is not None and isinstance(alias.asname.name, cst.Name)
+                else imported
+            )
             qualified = f"{module}.{imported}" if module and not node.relative else None
             bound.append((local, qualified))
         return bound

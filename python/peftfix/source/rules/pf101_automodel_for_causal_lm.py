@@ -3,8 +3,8 @@ from __future__ import annotations
 import libcst as cst
 
 from peftfix.diagnostics import Applicability
-from peftfix.source.flow.model import Ev, Event, creation
 from peftfix.source.edits.imports import binding_of, ensure_imported, is_unused_after
+from peftfix.source.flow.model import Ev, Event, creation
 from peftfix.source.rule import Invalid, Rule, subscribes
 
 CAUSAL_CLASS = "AutoModelForCausalLM"

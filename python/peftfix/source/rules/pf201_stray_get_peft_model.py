@@ -2,8 +2,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-import libcst as cst
-
 from peftfix.diagnostics import Applicability, Fix
 from peftfix.source.edits.recipes import (
     assigned_between,
@@ -13,9 +11,9 @@ from peftfix.source.edits.recipes import (
     same_block,
     unused_import_edit,
 )
-from peftfix.source.syntax import dotted_name
 from peftfix.source.flow.model import Ev, Event, last_since_unwrap
 from peftfix.source.rule import Invalid, Rule, subscribes
+from peftfix.source.syntax import dotted_name
 
 
 class StrayGetPeftModel(Rule):

@@ -4,9 +4,9 @@ from typing import Optional
 
 from peftfix.diagnostics import Applicability, Fix
 from peftfix.source.edits.recipes import call_statement, same_block, set_is_trainable, unused_import_edit
-from peftfix.source.syntax import dotted_name
 from peftfix.source.flow.model import Ev, Event, last_wrap
 from peftfix.source.rule import Invalid, Rule, subscribes
+from peftfix.source.syntax import dotted_name
 
 
 class PeftModelRewrapped(Rule):
@@ -60,7 +60,7 @@ class PeftModelRewrapped(Rule):
             origin = f"by {how} at line {self.line(wrap.node)}"
         message = (
             f"`get_peft_model` is applied to a model that already is a PeftModel (wrapped {origin}): older PEFT "
-            f"injects LoRA into the LoRA layers (\"Target module Dropout is not supported\", targets like "
+            f'injects LoRA into the LoRA layers ("Target module Dropout is not supported", targets like '
             f"`base_layer`/`default`), newer PEFT stacks a second `default` adapter and saves keys no later load "
             f"matches. To keep training the loaded adapter, load it with "
             f"`PeftModel.from_pretrained(..., is_trainable=True)`; for a second adapter use "

@@ -2,8 +2,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-import libcst as cst
-
 from peftfix.diagnostics import Applicability, Fix
 from peftfix.source.edits.recipes import set_is_trainable
 from peftfix.source.flow.model import Ev, Event, last_wrap

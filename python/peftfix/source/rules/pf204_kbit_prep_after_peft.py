@@ -44,7 +44,9 @@ class KbitPrepAfterPeft(Rule):
             f"{self.line(wrap.node)}): it freezes every parameter, the adapter included, so nothing trains. Call it "
             f"on the base model before `get_peft_model`."
         )
-        self.report(event.node, message, self.display_only("Call `prepare_model_for_kbit_training` before `get_peft_model`"))
+        self.report(
+            event.node, message, self.display_only("Call `prepare_model_for_kbit_training` before `get_peft_model`")
+        )
 
     VALID = (
         """

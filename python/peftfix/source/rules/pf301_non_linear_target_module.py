@@ -6,20 +6,52 @@ from typing import Optional
 import libcst as cst
 
 from peftfix.diagnostics import Applicability, Fix
-from peftfix.source.syntax import iter_string_value
 from peftfix.source.edits.sequences import remove_from_literal
 from peftfix.source.flow.model import Ev, Event, last_wrap
 from peftfix.source.rule import Invalid, Rule, subscribes
+from peftfix.source.syntax import iter_string_value
 
 # Module names that are never Linear layers in transformers models (or that live inside a LoRA layer).
 NON_LINEAR_NAMES = frozenset(
     {
-        "dropout", "lora_dropout", "attn_dropout", "resid_dropout", "embd_pdrop", "attention_dropout",
-        "hidden_dropout", "base_layer", "default", "act_fn", "act", "activation_fn", "activation",
-        "rotary_emb", "norm", "layernorm", "layer_norm", "ln_f", "ln_1", "ln_2", "input_layernorm",
-        "post_attention_layernorm", "final_layernorm", "post_layernorm", "pre_layernorm", "rms_norm",
-        "embed_positions", "lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B",
-        "lora_magnitude_vector", "modules_to_save", "original_module", "gelu", "relu", "silu", "softmax",
+        "dropout",
+        "lora_dropout",
+        "attn_dropout",
+        "resid_dropout",
+        "embd_pdrop",
+        "attention_dropout",
+        "hidden_dropout",
+        "base_layer",
+        "default",
+        "act_fn",
+        "act",
+        "activation_fn",
+        "activation",
+        "rotary_emb",
+        "norm",
+        "layernorm",
+        "layer_norm",
+        "ln_f",
+        "ln_1",
+        "ln_2",
+        "input_layernorm",
+        "post_attention_layernorm",
+        "final_layernorm",
+        "post_layernorm",
+        "pre_layernorm",
+        "rms_norm",
+        "embed_positions",
+        "lora_A",
+        "lora_B",
+        "lora_embedding_A",
+        "lora_embedding_B",
+        "lora_magnitude_vector",
+        "modules_to_save",
+        "original_module",
+        "gelu",
+        "relu",
+        "silu",
+        "softmax",
     }
 )
 NON_LINEAR_SUFFIX = re.compile(r"(dropout|_norm|layernorm|rmsnorm)$", re.IGNORECASE)
@@ -78,10 +110,10 @@ class NonLinearTargetModule(Rule):
             if name in LORA_INTERNALS:
                 why = "is part of an existing LoRA layer (the model was already wrapped when the names were listed)"
             else:
-                why = "is not a Linear layer: PEFT raises \"Target module ... is not supported\" or matches nothing"
+                why = 'is not a Linear layer: PEFT raises "Target module ... is not supported" or matches nothing'
             message = (
                 f"`target_modules` names `{name}`, which {why}. Target Linear layers such as `q_proj`/`v_proj`, "
-                f"or `\"all-linear\"`."
+                f'or `"all-linear"`.'
             )
             self.report(elements[index].value, message, self._fix(targets, index, len(offending) == len(elements)))
 

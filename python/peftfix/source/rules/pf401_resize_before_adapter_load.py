@@ -3,9 +3,9 @@ from __future__ import annotations
 from typing import Optional
 
 from peftfix.diagnostics import Applicability, Fix
-from peftfix.source.syntax import dotted_name
 from peftfix.source.flow.model import Ev, Event
 from peftfix.source.rule import Invalid, Rule, subscribes
+from peftfix.source.syntax import dotted_name
 
 
 class ResizeBeforeAdapterLoad(Rule):
@@ -55,14 +55,14 @@ class ResizeBeforeAdapterLoad(Rule):
         tokenizer, why = evidence
         message = (
             f"The tokenizer {why}, but `PeftModel.from_pretrained` runs before `model.resize_token_embeddings(...)`: "
-            f"loading fails with \"size mismatch for ...embed_tokens\" (the adapter was saved with the larger "
+            f'loading fails with "size mismatch for ...embed_tokens" (the adapter was saved with the larger '
             f"vocabulary). Call `model.resize_token_embeddings(len({tokenizer}))` first."
         )
         self.report(event.node, message, self._fix(event, tokenizer))
 
     def _tokenizer_evidence(self, event: Event) -> Optional[tuple[str, str]]:
         path_key = event.get("path_key")
-        for name, tokenizer, histories in event.get("tokenizers", ()):
+        for name, _tokenizer, histories in event.get("tokenizers", ()):
             for history in histories:
                 added = next((e for e in history if e.kind is Ev.TOKENS_ADDED), None)
                 if added is not None:
