@@ -1,4 +1,4 @@
-"""The benchmark harness: every performance target of SPEC "Performance", peftfix beside the plain-Python
+"""The benchmark harness: every performance target of peftfix, peftfix beside the plain-Python
 reference (peftfix.checkpoint.reference) and beside the physical limit of the same work.
 
     python benches/run.py            # full sizes, median of 3 runs (a few minutes on 2 cores)

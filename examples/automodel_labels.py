@@ -1,4 +1,4 @@
-"""LoRA fine-tuning of Llama 3.2 1B Instruct (seed 000).
+"""LoRA fine-tuning of Llama 3.2 1B Instruct.
 
 Pitfall (PF101): the base model is loaded with ``AutoModel``, which builds ``LlamaModel`` -- the bare decoder
 without ``lm_head``. A causal-LM LoRA run on it cannot compute a language-modelling loss from ``labels=``.

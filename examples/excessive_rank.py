@@ -1,4 +1,4 @@
-"""LoRA fine-tuning of Llama 2 7B chat with a very large rank (seed 004, "technical advice").
+"""LoRA fine-tuning of Llama 2 7B chat with a very large rank.
 
 Pitfall (PF302): ``r=1024`` makes LoRA train about a fifth of the model -- close to full fine-tuning in memory
 and compute, and without LoRA's regularising effect. Start with r=8 or 16 and raise it only if evaluation

@@ -1,4 +1,4 @@
-"""Second-stage training of an existing LoRA adapter (seed 001).
+"""Second-stage training of an existing LoRA adapter.
 
 Pitfall (PF203): the stage-one adapter is loaded with ``PeftModel.from_pretrained(base, path)`` and trained
 further. Without ``is_trainable=True`` PEFT loads the adapter in inference mode: every parameter is frozen, the

@@ -1,4 +1,4 @@
-"""Inference with a LoRA adapter trained on an extended vocabulary (seed 004).
+"""Inference with a LoRA adapter trained on an extended vocabulary.
 
 Pitfall (PF401): during training the tokenizer got new tokens and the model was resized with
 ``resize_token_embeddings(len(tokenizer))``; the adapter saved ``embed_tokens``/``lm_head`` in full

@@ -1,4 +1,4 @@
-"""Second-stage LoRA fine-tuning on top of a stage-one adapter (seed 001).
+"""Second-stage LoRA fine-tuning on top of a stage-one adapter.
 
 Pitfall (PF202): the stage-one adapter is loaded with ``PeftModel.from_pretrained`` and the result is wrapped
 *again* with ``get_peft_model``. The Linear-name helper then runs over an already-wrapped model and returns the

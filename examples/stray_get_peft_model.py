@@ -1,4 +1,4 @@
-"""Evaluate a trained LoRA adapter against its base model (seed 003).
+"""Evaluate a trained LoRA adapter against its base model.
 
 Pitfall (PF201): ``get_peft_model`` is called first "to set up the LoRA structure", and the trained adapter is
 then loaded on top with ``PeftModel.from_pretrained``. No error, no warning that a user notices -- and the

@@ -11,7 +11,7 @@ Fixtures (session scoped, paths to directories written with ``save_pretrained``)
   (``task_type="CAUSAL_LM"``, ``lora_B`` non-zero, so the adapter changes the output).
 - ``resized_adapter``: an adapter trained after the tokenizer was extended with ``add_tokens`` and the model
   resized with ``resize_token_embeddings`` (vocab ``RESIZED_VOCAB``), ``modules_to_save=["lm_head",
-  "embed_tokens"]``, saved together with the extended tokenizer (seed 004).
+  "embed_tokens"]``, saved together with the extended tokenizer.
 - ``example_env``: an ``os.environ`` copy that points the example scripts at the tiny model and adapter.
 """
 
@@ -150,7 +150,7 @@ def tiny_adapter(tiny_base, tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def resized_adapter(tiny_base, tmp_path_factory) -> str:
-    """Adapter trained with an extended vocabulary (RESIZED_VOCAB rows), saved with its tokenizer (seed 004)."""
+    """Adapter trained with an extended vocabulary (RESIZED_VOCAB rows), saved with its tokenizer."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -13,7 +13,21 @@ checkpoint and ``ValueError`` for a bad ``load_as``.
 
 from collections.abc import Sequence
 from os import PathLike
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, final
+
+from typing_extensions import Self
+
+__all__ = [
+    "BaseIndex",
+    "CheckpointError",
+    "__version__",
+    "check_adapter",
+    "find_candidates",
+    "mentions",
+    "read_header",
+    "walk",
+    "write_remapped",
+]
 
 _Path = str | PathLike[str]
 
@@ -22,7 +36,7 @@ __version__: str
 
 def walk(
     paths: Sequence[_Path],
-    exclude: Sequence[str] = (),
+    exclude: Sequence[str] = ...,  # default: no globs (an empty list)
     respect_gitignore: bool = True,
 ) -> tuple[list[str], list[tuple[str, str]]]:
     """Find the Python files that ``paths`` stand for; return ``(files, errors)``.
@@ -51,7 +65,7 @@ def mentions(paths: Sequence[_Path], needles: Sequence[bytes]) -> list[bool]:
 
 def find_candidates(
     paths: Sequence[_Path],
-    exclude: Sequence[str] = (),
+    exclude: Sequence[str] = ...,  # default: no globs (an empty list)
     respect_gitignore: bool = True,
     *,
     needles: Sequence[bytes],
@@ -79,7 +93,9 @@ class CheckpointError(ValueError):
     path: str
     reason: str
 
-class Finding(TypedDict):
+# The dict shapes below exist only in this stub (the extension returns plain dicts), hence the private names.
+
+class _Finding(TypedDict):
     code: str
     """``PK000`` .. ``PK006``."""
     message: str
@@ -100,7 +116,7 @@ class Finding(TypedDict):
     - PK006: ``{}``
     """
 
-class Counts(TypedDict):
+class _Counts(TypedDict):
     adapter_tensors: int
     adapter_modules: int
     """Distinct module paths of the adapter (LoRA, other tuners, saved copies; not prompt embeddings)."""
@@ -114,7 +130,7 @@ class Counts(TypedDict):
     header_bytes: int
     """Safetensors header bytes read for this report: 8 + N of the adapter plus those of every base file."""
 
-class Rewrite(TypedDict):
+class _Rewrite(TypedDict):
     strip: str
     """Leading components removed from the module path (after ``base_model.model.`` and any outer wrapper before
     it): "" or ending in a dot. ``strip`` and ``add`` are both "" when only the PEFT prefix is wrong."""
@@ -123,16 +139,16 @@ class Rewrite(TypedDict):
     coverage: float
     """Modules matched after the rewrite / all adapter modules (exact matches not counted)."""
 
-class Report(TypedDict):
+class _Report(TypedDict):
     adapter: str
     base: str
-    findings: list[Finding]
+    findings: list[_Finding]
     """In code order: PK001, PK002, PK003 (by module path), PK004, PK005; or PK006 alone."""
-    counts: Counts
-    rewrite: Rewrite | None
+    counts: _Counts
+    rewrite: _Rewrite | None
     seconds: float
 
-def check_adapter(adapter: _Path, base: _Path, load_as: _LoadAs = "causal-lm") -> Report:
+def check_adapter(adapter: _Path, base: _Path, load_as: _LoadAs = "causal-lm") -> _Report:
     """Open ``base`` and check ``adapter`` against it (PK001-PK006); ``seconds`` covers both.
 
     ``adapter``: a directory with ``adapter_model.safetensors`` (and ``adapter_config.json``), or a
@@ -144,6 +160,7 @@ def check_adapter(adapter: _Path, base: _Path, load_as: _LoadAs = "causal-lm") -
     Raises CheckpointError when the base or the adapter cannot be read, ValueError for a bad ``load_as``.
     """
 
+@final
 class BaseIndex:
     """A base checkpoint indexed once (headers only; shards read in parallel), to check many adapters.
 
@@ -151,10 +168,10 @@ class BaseIndex:
     Thread-safe; its checks release the GIL.
     """
 
-    def __init__(self, path: _Path, load_as: _LoadAs = "causal-lm") -> None: ...
-    def check(self, adapter: _Path) -> Report:
+    def __new__(cls, path: _Path, load_as: _LoadAs = "causal-lm") -> Self: ...
+    def check(self, adapter: _Path) -> _Report:
         """Check one adapter; raises CheckpointError when it cannot be read."""
-    def check_many(self, adapters: Sequence[_Path]) -> list[Report]:
+    def check_many(self, adapters: Sequence[_Path]) -> list[_Report]:
         """Check adapters in parallel (all cores), reports in input order. An adapter that cannot be read gives a
         report with a single PK000 finding (``details = {"path", "reason"}``, adapter counts 0) instead of
         raising."""

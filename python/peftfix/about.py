@@ -41,5 +41,6 @@ def homepage() -> str:
         _label, _, url = entry.partition(",")
         if url.strip().startswith("http"):
             return url.strip()
-    home = meta.get("Home-page")
+    homes = meta.get_all("Home-page") or []  # (PackageMetadata.get is typed only from Python 3.12)
+    home = homes[0] if homes else None
     return home if home and home.startswith("http") else FALLBACK_HOMEPAGE

@@ -213,6 +213,21 @@ class CodeInfo:
     documentation: str
     command: str = "check"  # the command that reports it: check, keys, verify
 
+    @classmethod
+    def documented(
+        cls, command: str, code: str, name: str, summary: str, documentation: str, fix_availability: str = "none"
+    ) -> CodeInfo:
+        """An entry for a code that ``command`` reports; ``documentation`` is Markdown in the sections above."""
+        return cls(
+            code=code,
+            name=name,
+            summary=summary,
+            fix_availability=fix_availability,
+            default_enabled=True,
+            documentation=documentation.strip(),
+            command=command,
+        )
+
     def section(self, title: str) -> Optional[str]:
         """The body of `## <title>` (case-insensitive), or None."""
         return split_sections(self.documentation).get(title.lower())

@@ -421,7 +421,7 @@ def build_adapters(root: Path, bases: dict[str, Path]) -> dict[str, Path]:
         trainable_token_indices=[4, 5, 6],
     )
     a["automodel"] = _adapter(AutoModel.from_pretrained(bases["llama"]).eval(), root / "automodel", target_modules=qv)
-    # Resized vocabulary with modules_to_save (seed 004).
+    # Resized vocabulary with modules_to_save.
     resized = causal("llama")
     resized.resize_token_embeddings(RESIZED, mean_resizing=False)
     a["resized"] = _adapter(

@@ -70,7 +70,7 @@ def test_case_reports_exactly_the_expected_findings(layer, checkpoints, name):
 
 
 @pytest.mark.parametrize("name", CASE_NAMES)
-def test_report_to_json_has_the_spec_shape(layer, checkpoints, name):
+def test_report_to_json_has_the_json_output_shape(layer, checkpoints, name):
     _, adapter, report = _run(layer, checkpoints, name)
     items = report.to_json()
     json.dumps(items)  # serialisable as is

@@ -65,7 +65,7 @@ def test_adapter_trained_on_automodel_against_the_causal_lm_checkpoint(checkpoin
 
 
 def test_load_as_base_model_sees_what_automodel_builds(checkpoints):
-    # A causal-LM adapter loaded into AutoModel (seed 002): its `model.` prefix no longer matches.
+    # A causal-LM adapter loaded into AutoModel: its `model.` prefix no longer matches.
     result = keys(
         str(checkpoints.adapters["llama-qv"]),
         "--base",
@@ -88,3 +88,59 @@ def test_unreadable_base_exits_two_naming_the_file(checkpoints):
 
 def test_missing_base_option_is_a_usage_error(checkpoints):
     assert keys(str(checkpoints.adapters["llama-qv"])).returncode == 2
+
+
+# --- one output layer: the same formats as `peftfix check` --------------------------------------------------------
+
+
+def test_text_lists_what_was_checked_then_each_finding_with_its_figures(checkpoints):
+    adapter = str(checkpoints.adapters["orig-mod"])
+    result = keys(adapter, "--base", str(checkpoints.bases["llama"]))
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"base {checkpoints.bases['llama']}: ") and "shard" in lines[0]
+    assert lines[1].startswith(f"{adapter}: ") and "after rewrite" in lines[1]
+    finding = next(line for line in lines if " PK001 " in line)
+    assert finding.startswith(f"{adapter}: PK001 ") and "_orig_mod." in finding
+    assert lines[-1] == "Found 1 error."
+
+
+def test_sarif_documents_the_pk_codes_and_points_at_the_adapter_file(checkpoints):
+    import jsonschema
+    from tests.cli.sarif_schema import SARIF_2_1_0_SUBSET
+
+    adapters = [str(checkpoints.adapters[name]) for name in ("orig-mod", "resized")]
+    result = keys(*adapters, "--base", str(checkpoints.bases["llama"]), "--format", "sarif")
+    assert result.returncode == 1, result.stderr
+    log = json.loads(result.stdout)
+    jsonschema.validate(log, SARIF_2_1_0_SUBSET)
+    run = log["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    by_id = {rule["id"]: rule for rule in rules}
+    assert "## What it does" in by_id["PK001"]["help"]["markdown"]
+    results = {result["ruleId"]: result for result in run["results"]}
+    assert set(results) == {"PK001", "PK003"}
+    for code, adapter in (("PK001", adapters[0]), ("PK003", adapters[1])):
+        entry = results[code]
+        assert rules[entry["ruleIndex"]]["id"] == code
+        uri = entry["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        assert uri.endswith(f"{adapter.rstrip('/').split('/')[-1]}/adapter_model.safetensors"), uri
+        assert "region" not in entry["locations"][0]["physicalLocation"]
+    assert results["PK001"]["properties"]["rewrite"] == {"strip": "_orig_mod.", "add": ""}
+
+
+def test_github_annotations_name_the_adapter_file(checkpoints):
+    adapter = str(checkpoints.adapters["untrained"])
+    result = keys(adapter, "--base", str(checkpoints.bases["llama"]), "--format", "github")
+    assert result.returncode == 1, result.stderr
+    (line,) = result.stdout.splitlines()
+    assert line.startswith(f"::error title=peftfix (PK004),file={adapter}/adapter_model.safetensors::PK004 ")
+
+
+def test_unreadable_base_in_json_is_pk000_and_exit_two(checkpoints):
+    adapter = str(checkpoints.adapters["llama-qv"])
+    result = keys(adapter, "--base", str(checkpoints.bases["missing-shard"]), "--format", "json")
+    assert result.returncode == 2
+    (finding,) = json.loads(result.stdout)
+    assert finding["code"] == "PK000" and finding["filename"] == adapter
+    assert finding["details"]["path"].endswith("model-00002-of-00003.safetensors")

@@ -1,6 +1,6 @@
 """Every example in ``examples/`` is reported under the rule it was written for, exactly as written.
 
-The examples are the seeds' pitfalls as a user writes them; a rule that misses one misses the real thing.
+The examples are the pitfalls as users write them; a rule that misses one misses the real thing.
 This runs the source engine in process (no torch needed), so it is fast and runs without the verify extra.
 """
 

@@ -4,8 +4,8 @@ Each test copies one script from ``examples/`` into a temporary directory, runs 
 from ``tests/conftest.py``), checks the *before* behaviour, runs ``peftfix --apply`` on the copy, checks that a
 second ``--apply`` changes nothing, and runs the fixed script again to check the *after* behaviour.
 
-The "before" figures are what the installed libraries do; where they differ from the seed (transformers 5 fails
-PF101 earlier than the seed's ``TypeError``) both forms are accepted and the test says so.
+The "before" figures are what the installed libraries do; where they differ between versions (transformers 5 fails
+PF101 earlier than 4.x's ``TypeError``) both forms are accepted and the test says so.
 """
 
 from __future__ import annotations
@@ -87,11 +87,11 @@ def example(tmp_path):
 
 
 def test_automodel_labels(example, example_env):
-    """PF101, seed 000: a bare LlamaModel under a CAUSAL_LM LoRA cannot train on labels."""
+    """PF101: a bare LlamaModel under a CAUSAL_LM LoRA cannot train on labels."""
     script = example("automodel_labels.py")
 
     error = failure(run_script(script, example_env))
-    # The seed (transformers 4.x): "TypeError: LlamaModel.forward() got an unexpected keyword argument 'labels'".
+    # transformers 4.x: "TypeError: LlamaModel.forward() got an unexpected keyword argument 'labels'".
     # transformers 5: LlamaModel is no longer a GenerationMixin, so get_peft_model(..., task_type="CAUSAL_LM")
     # fails first with "'LlamaModel' object has no attribute 'prepare_inputs_for_generation'".
     assert ("TypeError" in error and "'labels'" in error) or (
@@ -107,7 +107,7 @@ def test_automodel_labels(example, example_env):
 
 
 def test_stray_get_peft_model(example, example_env):
-    """PF201, seed 003: get_peft_model before PeftModel.from_pretrained leaves the trained adapter unapplied."""
+    """PF201: get_peft_model before PeftModel.from_pretrained leaves the trained adapter unapplied."""
     script = example("stray_get_peft_model.py")
 
     before = figures(run_script(script, example_env))
@@ -121,7 +121,7 @@ def test_stray_get_peft_model(example, example_env):
 
 
 def test_frozen_adapter(example, example_env):
-    """PF203, seed 001: an adapter loaded without is_trainable=True is trained -- and nothing changes."""
+    """PF203: an adapter loaded without is_trainable=True is trained -- and nothing changes."""
     script = example("frozen_adapter.py")
 
     before = figures(run_script(script, example_env))
@@ -137,7 +137,7 @@ def test_frozen_adapter(example, example_env):
 
 
 def test_resize_before_load(example, example_env, resized_adapter):
-    """PF401, seed 004: an adapter saved with a resized vocabulary needs resize_token_embeddings first."""
+    """PF401: an adapter saved with a resized vocabulary needs resize_token_embeddings first."""
     script = example("resize_before_load.py")
     env = {**example_env, "PEFTFIX_ADAPTER": resized_adapter}
 

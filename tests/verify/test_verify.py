@@ -216,6 +216,44 @@ def test_cli_prefix_mismatch_text(orig_mod_adapter, tiny_base):
         assert code in result.output
 
 
+def test_cli_text_gives_the_figures_then_the_findings(untrained_adapter, tiny_base):
+    result = _run(untrained_adapter, "--base", tiny_base, "--dtype", "float32")
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"{untrained_adapter} on {tiny_base} (AutoModelForCausalLM")
+    assert "logit delta max 0" in lines[1]
+    assert any(line.startswith(f"{untrained_adapter}: PV001 ") for line in lines)
+    assert any(line.startswith(f"{untrained_adapter}: PK004 ") for line in lines)
+
+
+def test_cli_sarif_documents_pv_codes_and_points_at_the_adapter_file(untrained_adapter, tiny_base):
+    import jsonschema
+    from tests.cli.sarif_schema import SARIF_2_1_0_SUBSET
+
+    result = _run(untrained_adapter, "--base", tiny_base, "--format", "sarif", "--dtype", "float32")
+    assert result.exit_code == 1, result.output
+    log = json.loads(result.stdout)
+    jsonschema.validate(log, SARIF_2_1_0_SUBSET)
+    run = log["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    codes = {entry["ruleId"] for entry in run["results"]}
+    assert {"PV001", "PV003", "PK004"} <= codes
+    for entry in run["results"]:
+        assert rules[entry["ruleIndex"]]["id"] == entry["ruleId"]
+        uri = entry["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        assert uri.endswith("/adapter_model.safetensors"), uri
+    pv001 = next(rule for rule in rules if rule["id"] == "PV001")
+    assert pv001["name"] == "no-output-delta" and "disable_adapter" in pv001["help"]["text"]
+
+
+def test_cli_github_format(untrained_adapter, tiny_base):
+    result = _run(untrained_adapter, "--base", tiny_base, "--format", "github", "--dtype", "float32")
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("::error title=peftfix (PV001),file=") for line in lines)
+    assert all(line.startswith("::") for line in lines)
+
+
 def test_cli_hub_name_without_base_exit_2(hub_named_adapter):
     result = _run(hub_named_adapter)
     assert result.exit_code == 2

@@ -29,7 +29,7 @@ def native() -> Any:
 
 def checkpoint_error() -> type[BaseException]:
     """``peftfix._native.CheckpointError`` (a ValueError): an unreadable checkpoint (PK000)."""
-    return native().CheckpointError  # type: ignore[no-any-return]
+    return native().CheckpointError
 
 
 def readable_errors() -> tuple[type[BaseException], ...]:

@@ -10,15 +10,7 @@ from peftfix.diagnostics import CodeInfo
 
 
 def _check(code: str, name: str, summary: str, documentation: str, fix: str = "none") -> CodeInfo:
-    return CodeInfo(
-        code=code,
-        name=name,
-        summary=summary,
-        fix_availability=fix,
-        default_enabled=True,
-        documentation=documentation.strip(),
-        command="keys",
-    )
+    return CodeInfo.documented("keys", code, name, summary, documentation, fix)
 
 
 CODES: tuple[CodeInfo, ...] = (
@@ -77,11 +69,10 @@ out/adapter: PK001 28 of 28 adapter modules match the base only after a prefix r
 ```
 
 ## Fix safety
-`peftfix keys ADAPTER --base BASE --write-remapped OUT` writes a fixed copy of the adapter: every key rewritten
+No fix is applied in place. `peftfix keys ADAPTER --base BASE --write-remapped OUT` writes a fixed copy of the adapter: every key rewritten
 into the form PEFT loads, tensor bytes identical, `adapter_config.json` copied. The original adapter is never
 modified.
 """,
-        fix="display-only",
     ),
     _check(
         "PK002",

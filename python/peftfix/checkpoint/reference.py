@@ -42,6 +42,7 @@ import re
 import struct
 import sys
 import time
+from typing import Any
 
 MAX_HEADER = 100_000_000
 U64_MAX = 2**64 - 1
@@ -453,7 +454,7 @@ class BaseIndex:
     def suffix_index(self):
         """Every component suffix of every module path -> the module paths that end with it (built on demand)."""
         if self._suffixes is None:
-            suffixes = {}
+            suffixes: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
             for module in self.modules:
                 parts = tuple(module.split("."))
                 for start in range(len(parts)):
@@ -686,7 +687,7 @@ def _shape_problem(module, base_shape, fan_in_fan_out):
     return None
 
 
-_MASK_TABLES = {}
+_MASK_TABLES: dict[int, bytes] = {}
 
 
 def _mask_table(mask):
@@ -773,7 +774,7 @@ def _infer_rewrite(base, unmatched):
         key = (-matched, len(strip) + len(add), len(strip_text) + len(add_text), strip_text, add_text)
         if best_key is None or key < best_key:
             best, best_key = (strip, add), key
-    return best if best_key[0] < 0 else None
+    return best if best_key is not None and best_key[0] < 0 else None
 
 
 def _check(base, adapter):
@@ -783,7 +784,7 @@ def _check(base, adapter):
     header = read_header(tensor_path)
     tensors = header["tensors"]
     data_start = 8 + header["header_len"]
-    findings = []
+    findings: list[dict[str, Any]] = []
     counts = {
         "adapter_tensors": len(tensors),
         "adapter_modules": 0,
@@ -817,7 +818,7 @@ def _check(base, adapter):
         return report
 
     # Group the tensors by module.
-    modules = {}
+    modules: dict[str, _Module] = {}
     prefix_keys = []  # keys PEFT drops for their prefix (outer wrapper or no `base_model.model.`)
     for key, info in tensors.items():
         path, kind, param = _classify(key)
@@ -856,9 +857,9 @@ def _check(base, adapter):
             strip, add = best
             still = []
             for path in unmatched:
-                parts = tuple(path.split("."))
-                if parts[: len(strip)] == strip:
-                    rewritten = ".".join(add + parts[len(strip) :])
+                components = tuple(path.split("."))
+                if components[: len(strip)] == strip:
+                    rewritten = ".".join(add + components[len(strip) :])
                     if rewritten in base.modules:
                         target[path] = rewritten
                         explained.append(path)

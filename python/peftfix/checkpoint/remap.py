@@ -15,10 +15,10 @@ RewriteLike = Union[Report, Mapping[str, Any], "tuple[str, str]"]
 
 def _rewrite_of(report_or_rewrite: RewriteLike) -> tuple[str, str]:
     rewrite: Any = report_or_rewrite
-    if isinstance(rewrite, Report):
-        rewrite = rewrite.rewrite
+    if isinstance(report_or_rewrite, Report):
+        rewrite = report_or_rewrite.rewrite
         if rewrite is None:
-            raise ValueError(f"{report_or_rewrite.adapter}: no prefix rewrite was inferred (no PK001 finding)")  # type: ignore[union-attr]
+            raise ValueError(f"{report_or_rewrite.adapter}: no prefix rewrite was inferred (no PK001 finding)")
     if isinstance(rewrite, Mapping):
         inner = rewrite.get("rewrite")  # a PK001 finding's details
         if isinstance(inner, Mapping):

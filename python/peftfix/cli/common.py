@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, Union
 
 import click
 
@@ -20,6 +21,9 @@ EXIT_FINDINGS = 1
 EXIT_ERROR = 2
 
 FORMAT_OPTION_HELP = "Output format."
+
+# What a click option decorates: a command function, or a command already built (as in click's own stubs).
+FC = TypeVar("FC", bound=Union[Callable[..., Any], click.Command])
 
 
 class UsageProblem(click.ClickException):
@@ -36,9 +40,9 @@ def exit_status(has_errors: bool, has_findings: bool, exit_zero: bool = False) -
     return EXIT_CLEAN
 
 
-def format_option(default: str = "text") -> click.Option:
-    """``--format text|json|sarif|github``, the same for every command that reports findings."""
-    return click.option(  # type: ignore[return-value]
+def format_option(default: str = "text") -> Callable[[FC], FC]:
+    """``--format text|json|sarif|github``, the same for every command that reports findings (a decorator)."""
+    return click.option(
         "--format",
         "output_format",
         type=click.Choice(FORMAT_NAMES),

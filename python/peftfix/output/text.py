@@ -9,14 +9,16 @@ display-only fix). A summary follows. Colour only when asked for (the CLI asks w
 
 from __future__ import annotations
 
+from typing import Optional
+
 import click
 
 from peftfix.diagnostics import FIRST_FEW, Diagnostic, Finding, Report
 from peftfix.output.common import location_label, pluralize
 
 
-def _style(text: str, color: bool, **style: object) -> str:
-    return click.style(text, **style) if color else text  # type: ignore[arg-type]
+def _style(text: str, color: bool, fg: Optional[str] = None, bold: Optional[bool] = None) -> str:
+    return click.style(text, fg=fg, bold=bold) if color else text
 
 
 def format_finding(finding: Finding, color: bool = False) -> str:

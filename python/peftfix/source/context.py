@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Mapping
 from typing import Optional, Union
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from peftfix.diagnostics import Edit, Location
 from peftfix.source.edits.sequences import append_element
@@ -29,7 +30,7 @@ class FileContext:
         self.module = self.wrapper.module
         # Positions (for anything reported) cost a full pass over the tree and the name index (for fixes that
         # check a name's other uses) a second parse, so both are computed on first use; a clean file needs neither.
-        self._positions = None
+        self._positions: Optional[Mapping[cst.CSTNode, CodeRange]] = None
         self._names: Optional[NameIndex] = None
         self._line_starts = _line_starts(source)
 
@@ -40,7 +41,7 @@ class FileContext:
         return self._names
 
     @property
-    def positions(self):
+    def positions(self) -> Mapping[cst.CSTNode, CodeRange]:
         if self._positions is None:
             self._positions = self.wrapper.resolve(PositionProvider)
         return self._positions

@@ -174,7 +174,9 @@ def _lint_parsed(source: str, module: cst.Module, filename: str, settings: Setti
 
     Interpreter(ctx, on_event, on_final).run()
     silenced = suppressions(source)
-    diagnostics = [d for d in found.values() if not is_suppressed(d.code, d.location.row, silenced)]
+    diagnostics = [
+        d for d in found.values() if d.location is None or not is_suppressed(d.code, d.location.row, silenced)
+    ]
     return sorted(diagnostics, key=Diagnostic.sort_key)
 
 

@@ -61,7 +61,7 @@ def fix_until_stable(source: str, lint: Callable[[str], list[Diagnostic]], unsaf
 
 
 def apply_fixes(source: str, diagnostics: list[Diagnostic]) -> str:
-    edits = sorted((edit for d in diagnostics for edit in d.fix.edits), key=lambda e: (e.start_offset, e.end_offset))
+    edits = sorted((edit for d in diagnostics for edit in _edits(d)), key=lambda e: (e.start_offset, e.end_offset))
     pieces = []
     cursor = 0
     for edit in edits:
@@ -83,8 +83,8 @@ def parses(source: str) -> bool:
 def _non_overlapping(candidates: list[Diagnostic]) -> list[Diagnostic]:
     chosen: list[Diagnostic] = []
     taken: list[Edit] = []
-    for diagnostic in sorted(candidates, key=lambda d: min(e.start_offset for e in d.fix.edits)):
-        edits = diagnostic.fix.edits
+    for diagnostic in sorted(candidates, key=lambda d: min(e.start_offset for e in _edits(d))):
+        edits = _edits(diagnostic)
         if any(_touch(edit, other) for edit in edits for other in taken):
             continue
         chosen.append(diagnostic)
@@ -101,5 +101,10 @@ def _key(diagnostic: Diagnostic, source: str) -> tuple:
     """What a fix does, independent of where other fixes moved it: the text it replaces and the replacement."""
     return (
         diagnostic.code,
-        tuple((source[edit.start_offset : edit.end_offset], edit.content) for edit in diagnostic.fix.edits),
+        tuple((source[edit.start_offset : edit.end_offset], edit.content) for edit in _edits(diagnostic)),
     )
+
+
+def _edits(diagnostic: Diagnostic) -> tuple[Edit, ...]:
+    """The edits of the diagnostic's fix; none when it has no fix."""
+    return diagnostic.fix.edits if diagnostic.fix is not None else ()

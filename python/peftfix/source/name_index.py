@@ -31,10 +31,9 @@ class NameIndex:
                 target[node.id].append(self._offset(node.lineno, node.col_offset))
             elif isinstance(node, ast.arg):
                 self.binds[node.arg].append(self._offset(node.lineno, node.col_offset))
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) or (
-                isinstance(node, ast.ExceptHandler) and node.name
-            ):
-                self.binds[node.name].append(self._offset(node.lineno, node.col_offset))
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.ExceptHandler)):
+                if node.name:  # `except E:` binds nothing
+                    self.binds[node.name].append(self._offset(node.lineno, node.col_offset))
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 for alias in node.names:
                     local = alias.asname or alias.name.split(".")[0]

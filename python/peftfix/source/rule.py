@@ -68,9 +68,10 @@ class Rule:
     @staticmethod
     def make_fix(message: str, applicability: Applicability, edits: Sequence[Optional[Edit]]) -> Optional[Fix]:
         """A fix, or None when one of its edits could not be built (the finding is then reported without one)."""
-        if not edits or any(edit is None for edit in edits):
+        built = [edit for edit in edits if edit is not None]
+        if not edits or len(built) != len(edits):
             return None
-        return Fix(applicability, message, tuple(sorted(edits, key=lambda edit: edit.start_offset)))
+        return Fix(applicability, message, tuple(sorted(built, key=lambda edit: edit.start_offset)))
 
     @staticmethod
     def display_only(message: str) -> Fix:

@@ -6,15 +6,7 @@ from peftfix.diagnostics import CodeInfo
 
 
 def _check(code: str, name: str, summary: str, documentation: str, fix: str = "none") -> CodeInfo:
-    return CodeInfo(
-        code=code,
-        name=name,
-        summary=summary,
-        fix_availability=fix,
-        default_enabled=True,
-        documentation=documentation.strip(),
-        command="verify",
-    )
+    return CodeInfo.documented("verify", code, name, summary, documentation, fix)
 
 
 CODES: tuple[CodeInfo, ...] = (

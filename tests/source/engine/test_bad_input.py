@@ -1,4 +1,4 @@
-"""Bad input at the engine level (SPEC "Bad input"): nothing crashes, nothing undecodable or unparsable is ever
+"""Bad input at the engine level: nothing crashes, nothing undecodable or unparsable is ever
 rewritten, and the fixer's safety net drops a fix that would break the file while the other fixes still apply.
 
 ``check_bytes`` is what the CLI calls for every file; ``fix_until_stable`` is exercised directly with fake lint

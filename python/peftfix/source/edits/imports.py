@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 
 import libcst as cst
 
@@ -23,6 +23,12 @@ class ImportBinding:
     @property
     def module(self) -> str:
         return (dotted_name(self.node.module) or "") if self.node.module is not None and not self.node.relative else ""
+
+    @property
+    def aliases(self) -> Sequence[cst.ImportAlias]:
+        """The statement's aliases (``alias`` among them; a star import, which binds none, never gets here)."""
+        names = self.node.names
+        return () if isinstance(names, cst.ImportStar) else names
 
     @property
     def imported(self) -> str:
@@ -60,7 +66,7 @@ def is_unused_after(ctx: FileContext, local_name: str, removed: Iterable[cst.CST
 
 def rewrite_import(ctx: FileContext, binding: ImportBinding, remove: bool, add: Optional[str] = None) -> Optional[Edit]:
     """Drop ``binding``'s alias and/or add ``add`` to the same statement (in the dropped alias's place)."""
-    names = list(binding.node.names)
+    names = list(binding.aliases)
     index = next(i for i, alias in enumerate(names) if alias is binding.alias)
     if remove and add:
         names[index] = cst.ImportAlias(name=cst.Name(add), comma=binding.alias.comma)
@@ -88,7 +94,7 @@ def ensure_imported(
     target = next((b for b in module_imports(ctx) if b.module == module and b is not replacing), None)
     edits: list[Optional[Edit]] = []
     if replacing is not None:
-        if len(replacing.node.names) == 1:  # the statement would vanish: turn it into the new import
+        if len(replacing.aliases) == 1:  # the statement would vanish: turn it into the new import
             new_node = cst.ImportFrom(module=_attribute(module), names=[cst.ImportAlias(name=cst.Name(name))])
             return name, [ctx.replace(replacing.node, new_node)]
         edits.append(rewrite_import(ctx, replacing, remove=True))
@@ -117,9 +123,9 @@ def _local_name(alias: cst.ImportAlias) -> str:
     return (dotted_name(alias.name) or "").split(".")[0]
 
 
-def _attribute(dotted: str) -> cst.BaseExpression:
+def _attribute(dotted: str) -> Union[cst.Attribute, cst.Name]:
     parts = dotted.split(".")
-    node: cst.BaseExpression = cst.Name(parts[0])
+    node: Union[cst.Attribute, cst.Name] = cst.Name(parts[0])
     for part in parts[1:]:
         node = cst.Attribute(value=node, attr=cst.Name(part))
     return node

@@ -4,8 +4,12 @@ literals) the way a person would: the sequence keeps its layout, its trailing co
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Union
 
 import libcst as cst
+
+# The literals :func:`remove_from_literal` edits.
+SequenceLiteral = Union[cst.List, cst.Tuple, cst.Set]
 
 
 def append_element(elements: Sequence, new_element) -> list:
@@ -40,7 +44,7 @@ def remove_element(elements: Sequence, index: int) -> list:
     return elements
 
 
-def remove_from_literal(literal: cst.BaseExpression, index: int) -> cst.BaseExpression:
+def remove_from_literal(literal: SequenceLiteral, index: int) -> SequenceLiteral:
     """A list/tuple/set literal without its ``index``-th element, comments kept with their elements.
 
     When the last element has no line break of its own, its line end (and trailing comment) is owned by the
@@ -48,10 +52,12 @@ def remove_from_literal(literal: cst.BaseExpression, index: int) -> cst.BaseExpr
     """
     old = list(literal.elements)
     elements = remove_element(old, index)
-    closing_name = {cst.List: "rbracket", cst.Set: "rbrace"}.get(type(literal))
+    closing_names: dict[type[cst.CSTNode], str] = {cst.List: "rbracket", cst.Set: "rbrace"}
+    closing_name = closing_names.get(type(literal))
     closing = getattr(literal, closing_name) if closing_name else None
     if (
-        closing is not None
+        closing_name is not None
+        and closing is not None
         and elements
         and index == len(old) - 1
         and isinstance(closing.whitespace_before, cst.ParenthesizedWhitespace)

@@ -111,7 +111,7 @@ class CallSemantics:
             return result
         if not receiver and isinstance(func, cst.Attribute) and func.attr.value in MODEL_METHODS:
             receiver = self.materialize(func.value, state)
-        if receiver:
+        if receiver and isinstance(func, cst.Attribute):  # (a receiver comes only from an attribute call)
             return self.method_call(call, func.attr.value, receiver, args, state)
         models = frozenset(obj for obj in callee if obj.kind in (Kind.MODEL, Kind.PARAM))
         if models:  # model(...) is a forward pass
@@ -174,7 +174,9 @@ class CallSemantics:
     # ------------------------------------------------------------------------------------- constructors
 
     def load_model(self, call: cst.Call, class_name: str, construct: str, state: State) -> frozenset:
-        reference = call.func.value if construct != "init" else call.func
+        func = call.func
+        # The class for `AutoModel.from_pretrained(...)`, else the callee itself.
+        reference = func.value if construct != "init" and isinstance(func, cst.Attribute) else func
         trust = keyword_arg(call, "trust_remote_code")
         event = Event(
             Ev.CREATE_MODEL,

@@ -83,9 +83,10 @@ class Interpreter:
         if init is None or init in self._summaries:
             return
         summary = self.summary(init)
-        if summary is None:
+        receiver = _first_param(init)  # never None: `methods` keeps only functions with a first parameter
+        if summary is None or receiver is None:
             return
-        prefix = _first_param(init) + "."
+        prefix = receiver + "."
         after_init = State.merge([state for _, state in summary.exits])
         if after_init is None:
             return
@@ -149,9 +150,10 @@ class Interpreter:
             return self.exec_small(node, state, frame)
         if isinstance(node, cst.SimpleStatementLine):
             for small in node.body:
-                state = self.exec_small(small, state, frame)
-                if state is None:
+                after = self.exec_small(small, state, frame)
+                if after is None:
                     return None
+                state = after
             return state
         if isinstance(node, cst.If):
             self.eval(node.test, state)
@@ -181,7 +183,7 @@ class Interpreter:
             return state
         if isinstance(node, cst.Match):
             self.eval(node.subject, state)
-            outcomes = [state]
+            outcomes: list[Optional[State]] = [state]
             for case in node.cases:
                 outcomes.append(self.exec_block(case.body.body, state.copy(), frame))
             return State.merge(outcomes)
@@ -209,7 +211,7 @@ class Interpreter:
             if after is None:
                 break
             outcomes.append(after)
-            entry = State.merge([entry, after])
+            entry = _merge_live(entry, after)
         frame.continues.pop()
         breaks = frame.breaks.pop()
         result = State.merge(outcomes)
@@ -220,7 +222,7 @@ class Interpreter:
     def exec_try(self, node, state: State, frame: Frame) -> Optional[State]:
         body = self.exec_block(node.body.body, state.copy(), frame)
         # An exception may leave the body anywhere: handlers start from what was true before or after it.
-        handler_entry = State.merge([state, body])
+        handler_entry = _merge_live(state, body)
         outcomes = []
         for handler in node.handlers:
             handler_state = handler_entry.copy()
@@ -391,8 +393,8 @@ class Interpreter:
             items = tuple(self.eval(element.value, state) for element in node.elements)
             return frozenset([Obj(Kind.SEQUENCE, items=items, node=node)])
         if isinstance(node, (cst.SimpleString, cst.ConcatenatedString)):
-            value = node.evaluated_value
-            return self.const(node, value, f"str:{value!r}")
+            text = node.evaluated_value
+            return self.const(node, text, f"str:{text!r}")
         if isinstance(node, cst.Integer):
             return self.const(node, node.evaluated_value, None)
         if isinstance(node, cst.NamedExpr):
@@ -402,10 +404,10 @@ class Interpreter:
         if isinstance(node, cst.Await):
             return self.eval(node.expression, state)
         if isinstance(node, cst.Dict):
-            for element in node.elements:
-                if isinstance(element, cst.DictElement):
-                    self.eval(element.key, state)
-                self.eval(element.value, state)
+            for entry in node.elements:
+                if isinstance(entry, cst.DictElement):
+                    self.eval(entry.key, state)
+                self.eval(entry.value, state)
             return EMPTY
         if isinstance(node, cst.FormattedString):
             for part in node.parts:
@@ -575,6 +577,13 @@ def _parameter_arguments(call: cst.Call, summary: Summary) -> dict[str, int]:
 
 def _body_statements(function: cst.FunctionDef) -> Sequence[cst.CSTNode]:
     return function.body.body
+
+
+def _merge_live(live: State, *others: Optional[State]) -> State:
+    """``State.merge([live, *others])``: with ``live`` among them the merge is always a state."""
+    merged = State.merge([live, *others])
+    assert merged is not None
+    return merged
 
 
 def _first_param(function: cst.FunctionDef) -> Optional[str]:

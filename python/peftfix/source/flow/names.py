@@ -23,8 +23,8 @@ _NOT_AN_IMPORT = object()
 
 def import_bindings(node: cst.CSTNode) -> list[tuple[str, Optional[str]]]:
     """(local name, qualified name) for each name an import statement binds; None for unknown (relative) ones."""
+    bound: list[tuple[str, Optional[str]]] = []
     if isinstance(node, cst.Import):
-        bound = []
         for alias in node.names:
             full = dotted_name(alias.name) or ""
             if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
@@ -37,7 +37,6 @@ def import_bindings(node: cst.CSTNode) -> list[tuple[str, Optional[str]]]:
         if isinstance(node.names, cst.ImportStar):
             return []
         module = dotted_name(node.module) if node.module is not None else None
-        bound = []
         for alias in node.names:
             imported = dotted_name(alias.name) or ""
             local = (

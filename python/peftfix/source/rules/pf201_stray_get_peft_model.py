@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from peftfix.diagnostics import Applicability, Fix
+import libcst as cst
+
+from peftfix.diagnostics import Applicability, Edit, Fix
 from peftfix.source.edits.recipes import (
     assigned_between,
     call_statement,
@@ -94,7 +96,10 @@ class StrayGetPeftModel(Rule):
 
     def _fix(self, wrap: Event, load: Event) -> Optional[Fix]:
         ctx = self.ctx
-        statement = call_statement(ctx, wrap.node)
+        call = wrap.node
+        if not isinstance(call, cst.Call):  # a get_peft_model event is always a call
+            return None
+        statement = call_statement(ctx, call)
         base = dotted_name(wrap.get("model_arg")) if wrap.get("model_arg") is not None else None
         load_arg = load.get("model_arg")
         # Only when the load always follows the call: removing a call that another path needs would break it.
@@ -106,7 +111,7 @@ class StrayGetPeftModel(Rule):
         if start > load_start or assigned_between(ctx, base, start, load_start):
             return None
         loaded = dotted_name(load_arg)
-        edits = []
+        edits: list[Optional[Edit]] = []
         if loaded != base:
             if loaded is None or loaded != statement.target:
                 return None
@@ -123,7 +128,7 @@ class StrayGetPeftModel(Rule):
             edits.append(ctx.delete_statement(statement.statement))
         else:  # keep the name bound so later code still runs: it now holds the base model
             edits.append(ctx.replace(statement.statement.body[0], f"{statement.target} = {base}"))
-        import_edit = unused_import_edit(ctx, wrap.node.func)
+        import_edit = unused_import_edit(ctx, call.func)
         if import_edit is not None:
             edits.append(import_edit)
         applicability = Applicability.SAFE if safe else Applicability.UNSAFE

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+import libcst as cst
+
 from peftfix.diagnostics import Applicability, Fix
 from peftfix.source.edits.recipes import call_statement, same_block, set_is_trainable, unused_import_edit
 from peftfix.source.flow.model import Ev, Event, last_wrap
@@ -73,18 +75,21 @@ class PeftModelRewrapped(Rule):
         # Only when the load always precedes the call: on a resume branch the call is what the other path needs.
         if wrap.kind is not Ev.LOAD_PEFT or not same_block(ctx, wrap.node, event.node):
             return None
-        statement = call_statement(ctx, event.node)
+        load, call = wrap.node, event.node
+        if not isinstance(load, cst.Call) or not isinstance(call, cst.Call):  # both events are always calls
+            return None
+        statement = call_statement(ctx, call)
         model = dotted_name(event.get("model_arg")) if event.get("model_arg") is not None else None
         if statement is None or model is None:
             return None
         edits = []
         if not wrap.get("trainable") or wrap.get("explicit_false"):
-            edits.append(set_is_trainable(ctx, wrap.node))
+            edits.append(set_is_trainable(ctx, load))
         if statement.target in (None, model):
             edits.append(ctx.delete_statement(statement.statement))
         else:
             edits.append(ctx.replace(statement.statement.body[0], f"{statement.target} = {model}"))
-        import_edit = unused_import_edit(ctx, event.node.func)
+        import_edit = unused_import_edit(ctx, call.func)
         if import_edit is not None:
             edits.append(import_edit)
         return self.make_fix(

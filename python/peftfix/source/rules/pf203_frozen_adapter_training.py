@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+import libcst as cst
+
 from peftfix.diagnostics import Applicability, Fix
 from peftfix.source.edits.recipes import set_is_trainable
 from peftfix.source.flow.model import Ev, Event, last_wrap
@@ -68,6 +70,8 @@ class FrozenAdapterTraining(Rule):
         self.report(wrap.node, message, self._fix(wrap))
 
     def _fix(self, wrap: Event) -> Optional[Fix]:
+        if not isinstance(wrap.node, cst.Call):  # loading a PeftModel is always a call
+            return None
         applicability = Applicability.UNSAFE if wrap.get("explicit_false") else Applicability.SAFE
         return self.make_fix("Add `is_trainable=True`", applicability, [set_is_trainable(self.ctx, wrap.node)])
 

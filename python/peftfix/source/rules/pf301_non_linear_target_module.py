@@ -3,10 +3,8 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-import libcst as cst
-
 from peftfix.diagnostics import Applicability, Fix
-from peftfix.source.edits.sequences import remove_from_literal
+from peftfix.source.edits.sequences import SequenceLiteral, remove_from_literal
 from peftfix.source.flow.model import Ev, Event, last_wrap
 from peftfix.source.rule import Invalid, Rule, subscribes
 from peftfix.source.syntax import iter_string_value
@@ -117,7 +115,7 @@ class NonLinearTargetModule(Rule):
             )
             self.report(elements[index].value, message, self._fix(targets, index, len(offending) == len(elements)))
 
-    def _fix(self, targets: cst.CSTNode, index: int, all_offending: bool) -> Optional[Fix]:
+    def _fix(self, targets: SequenceLiteral, index: int, all_offending: bool) -> Optional[Fix]:
         if all_offending:
             return self.display_only("Replace the list with the model's Linear layer names")
         edit = self.ctx.replace(targets, remove_from_literal(targets, index))
