@@ -1,4 +1,4 @@
-"""`--format json`: one JSON array of diagnostics in the SPEC's (Ruff's) shape."""
+"""`--format json`: one JSON array of diagnostics in Ruff's shape."""
 
 from __future__ import annotations
 

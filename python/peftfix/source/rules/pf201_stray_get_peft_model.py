@@ -198,7 +198,7 @@ model.load_adapter("adapter", adapter_name="default")
 """,
     )
     INVALID = (
-        # The seed's pattern.
+        # The common pattern: wrap "to set up the LoRA structure", then load.
         Invalid(
             """
 from peft import LoraConfig, PeftModel, get_peft_model

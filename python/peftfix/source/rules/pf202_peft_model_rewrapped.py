@@ -140,7 +140,7 @@ model = get_peft_model(model, config)
 """,
     )
     INVALID = (
-        # The seed's multi-stage pattern.
+        # Multi-stage training done wrong: load stage one, wrap again for stage two.
         Invalid(
             """
 from peft import LoraConfig, PeftModel, get_peft_model

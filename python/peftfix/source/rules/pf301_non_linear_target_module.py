@@ -69,8 +69,8 @@ class NonLinearTargetModule(Rule):
     ## Why is this bad?
     LoRA adapts Linear (and Embedding/Conv1D) layers. A dropout, norm or activation has no weight to adapt:
     PEFT raises "Target module Dropout is not supported" (or silently matches nothing). Names like
-    `base_layer`/`default` come from scanning an already-wrapped PeftModel, the multi-stage mistake of the
-    seeds: the second adapter would be injected into the first one.
+    `base_layer`/`default` come from scanning an already-wrapped PeftModel, a common multi-stage training
+    mistake: the second adapter would be injected into the first one.
 
     ## Example
     ```python

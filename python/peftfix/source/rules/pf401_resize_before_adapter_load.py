@@ -134,7 +134,7 @@ model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained("base-dir
 """,
     )
     INVALID = (
-        # The seed's pattern: tokenizer from the adapter directory.
+        # The common pattern: tokenizer from the adapter directory.
         Invalid(
             """
 from transformers import AutoModelForCausalLM, AutoTokenizer
