@@ -54,17 +54,43 @@ fn base_tensors() -> Vec<(String, &'static str, Vec<u64>)> {
     for layer in 0..LAYERS {
         let p = format!("model.layers.{layer}");
         out.push((format!("{p}.input_layernorm.weight"), "BF16", vec![8]));
-        out.push((format!("{p}.post_attention_layernorm.weight"), "BF16", vec![8]));
-        for (name, o, i) in [("q_a_proj", 4, 8), ("q_b_proj", 8, 4), ("kv_a_proj_with_mqa", 6, 8), ("kv_b_proj", 8, 4), ("o_proj", 8, 8)] {
-            out.push((format!("{p}.self_attn.{name}.weight"), "F8_E4M3", vec![o, i]));
-            out.push((format!("{p}.self_attn.{name}.weight_scale_inv"), "F32", vec![1, 1]));
+        out.push((
+            format!("{p}.post_attention_layernorm.weight"),
+            "BF16",
+            vec![8],
+        ));
+        for (name, o, i) in [
+            ("q_a_proj", 4, 8),
+            ("q_b_proj", 8, 4),
+            ("kv_a_proj_with_mqa", 6, 8),
+            ("kv_b_proj", 8, 4),
+            ("o_proj", 8, 8),
+        ] {
+            out.push((
+                format!("{p}.self_attn.{name}.weight"),
+                "F8_E4M3",
+                vec![o, i],
+            ));
+            out.push((
+                format!("{p}.self_attn.{name}.weight_scale_inv"),
+                "F32",
+                vec![1, 1],
+            ));
         }
         let mut experts = vec![];
         if layer >= DENSE {
             experts.push(format!("{p}.mlp.shared_experts"));
             experts.extend((0..EXPERTS).map(|e| format!("{p}.mlp.experts.{e}")));
-            out.push((format!("{p}.mlp.gate.weight"), "BF16", vec![EXPERTS as u64, 8]));
-            out.push((format!("{p}.mlp.gate.e_score_correction_bias"), "F32", vec![EXPERTS as u64]));
+            out.push((
+                format!("{p}.mlp.gate.weight"),
+                "BF16",
+                vec![EXPERTS as u64, 8],
+            ));
+            out.push((
+                format!("{p}.mlp.gate.e_score_correction_bias"),
+                "F32",
+                vec![EXPERTS as u64],
+            ));
         } else {
             experts.push(format!("{p}.mlp"));
         }
@@ -111,7 +137,11 @@ fn write_base(root: &Path) {
 
 fn write_adapter(root: &Path, prefix: &str) {
     fs::create_dir_all(root).unwrap();
-    fs::write(root.join("adapter_model.safetensors"), safetensors(&adapter_tensors(prefix))).unwrap();
+    fs::write(
+        root.join("adapter_model.safetensors"),
+        safetensors(&adapter_tensors(prefix)),
+    )
+    .unwrap();
     let config = r#"{"peft_type":"LORA","task_type":"CAUSAL_LM","r":2,"lora_alpha":4,"target_modules":["gate_proj","up_proj","down_proj"],"fan_in_fan_out":false,"use_dora":false}"#;
     fs::write(root.join("adapter_config.json"), config).unwrap();
 }
@@ -122,7 +152,12 @@ fn header_parser(c: &mut Criterion) {
     let mut group = c.benchmark_group("header");
     group.throughput(Throughput::Bytes(header_len + 8));
     group.bench_function("parse_adapter_header", |b| {
-        b.iter(|| Header::from_file_bytes(black_box(&bytes)).unwrap().tensors().len())
+        b.iter(|| {
+            Header::from_file_bytes(black_box(&bytes))
+                .unwrap()
+                .tensors()
+                .len()
+        })
     });
     group.finish();
 }
@@ -140,7 +175,11 @@ fn key_matcher(c: &mut Criterion) {
     let mut group = c.benchmark_group("matcher");
     group.sample_size(20);
     group.bench_function("base_index_open", |b| {
-        b.iter(|| BaseIndex::open(black_box(&base), LoadAs::CausalLm).unwrap().module_count())
+        b.iter(|| {
+            BaseIndex::open(black_box(&base), LoadAs::CausalLm)
+                .unwrap()
+                .module_count()
+        })
     });
     let index = BaseIndex::open(&base, LoadAs::CausalLm).unwrap();
     group.throughput(Throughput::Elements(keys));
