@@ -2,11 +2,8 @@
 //!
 //! This file only converts arguments and results and releases the GIL; the work lives
 //! in one module per job:
-//! - `walk`: which files a list of paths stands for (parallel, gitignore-aware);
-//! - `exclude`: default excluded directories and the user's `exclude` globs;
-//! - `prefilter`: whether a file mentions peft/transformers at all;
-//! - `candidates`: walk + pre-filter in one call;
-//! - `error_text`: errors as `(path, reason)` pairs a user can read.
+//! - `discovery`: which Python files a list of paths stands for, and which of them
+//!   mention peft/transformers at all (`peftfix check`).
 //!
 //! Checkpoint checks (`peftfix keys`, docs/keys.md):
 //! - `safetensors_header`: read and validate a safetensors header;
@@ -31,24 +28,21 @@ use rayon::prelude::*;
 pub mod adapter_config;
 pub mod adapter_keys;
 pub mod adapter_path;
-pub mod candidates;
 pub mod checkpoint;
 pub mod ckpt_error;
-pub mod error_text;
-pub mod exclude;
+pub mod discovery;
 pub mod matcher;
 pub mod module_trie;
-pub mod prefilter;
 pub mod prefix_rewrite;
 pub mod remap;
 pub mod report;
 pub mod safetensors_header;
 #[cfg(test)]
 mod timing_check;
-pub mod walk;
 pub mod zero_scan;
 
-use prefilter::Needles;
+use discovery::prefilter::Needles;
+use discovery::{candidates, prefilter, walk};
 
 /// Paths go back to Python as `str` (not `pathlib.Path`, PyO3's default for `PathBuf`);
 /// undecodable bytes survive as surrogate escapes, like `os.fsdecode`.
