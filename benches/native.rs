@@ -12,7 +12,7 @@ use std::path::Path;
 
 use _native::checkpoint::{BaseIndex, LoadAs};
 use _native::matcher;
-use _native::safetensors_header::Header;
+use _native::safetensors::Header;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const LAYERS: usize = 8; // of which DENSE are dense; the rest carry 256 routed experts each

@@ -22,7 +22,7 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use crate::ckpt_error::{CheckpointError, ErrorKind, Result};
 use crate::module_trie::{is_index, Interner, ReverseTrie};
-use crate::safetensors_header::{Dtype, Header};
+use crate::safetensors::{Dtype, Header};
 
 pub const SINGLE_FILE: &str = "model.safetensors";
 pub const INDEX_FILE: &str = "model.safetensors.index.json";
@@ -738,7 +738,7 @@ impl BaseIndex {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::safetensors_header::tests::file_bytes;
+    use crate::test_support::file_bytes;
 
     /// Writes a safetensors file with `(name, dtype, shape)` tensors of zero bytes.
     pub fn write_st(path: &Path, tensors: &[(&str, &str, &[u64])]) {

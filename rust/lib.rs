@@ -6,7 +6,7 @@
 //!   mention peft/transformers at all (`peftfix check`).
 //!
 //! Checkpoint checks (`peftfix keys`, docs/keys.md):
-//! - `safetensors_header`: read and validate a safetensors header;
+//! - `safetensors`: read and validate a safetensors header;
 //! - `ckpt_error`: the typed "path: reason" error (PK000);
 //! - `checkpoint`: open a base (single file, index + shards) into a module index;
 //! - `module_trie`: interned components and the reversed module trie;
@@ -36,7 +36,9 @@ pub mod module_trie;
 pub mod prefix_rewrite;
 pub mod remap;
 pub mod report;
-pub mod safetensors_header;
+pub mod safetensors;
+#[cfg(test)]
+mod test_support;
 #[cfg(test)]
 mod timing_check;
 pub mod zero_scan;
@@ -330,7 +332,7 @@ type HeaderRow = (String, &'static str, Vec<u64>, u64, u64);
 #[pyo3(name = "read_header")]
 fn read_header_py(py: Python<'_>, path: PathBuf) -> PyResult<Vec<HeaderRow>> {
     py.detach(|| {
-        let header = safetensors_header::Header::read(&path)?;
+        let header = safetensors::Header::read(&path)?;
         Ok(header
             .tensors()
             .iter()

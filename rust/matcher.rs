@@ -22,7 +22,7 @@ use crate::checkpoint::{path_hash, BaseIndex, LoadAs};
 use crate::ckpt_error::{quote, Result};
 use crate::prefix_rewrite;
 use crate::report::{Counts, Finding, Report, Rewrite};
-use crate::safetensors_header::Header;
+use crate::safetensors::Header;
 use crate::zero_scan::{is_all_zero, MappedFile};
 
 const NONE: u32 = u32::MAX;
@@ -1255,7 +1255,7 @@ mod tests {
     use super::*;
     use crate::checkpoint::tests::{llama_tensors, write_st, write_tensors};
     use crate::checkpoint::SINGLE_FILE;
-    use crate::safetensors_header::Dtype;
+    use crate::safetensors::Dtype;
     use std::path::PathBuf;
 
     /// `(name, dtype, shape, fill byte)`.

@@ -11,7 +11,7 @@ use std::path::Path;
 use memmap2::Mmap;
 
 use crate::ckpt_error::{CheckpointError, ErrorKind, Result};
-use crate::safetensors_header::Dtype;
+use crate::safetensors::Dtype;
 
 /// Bytes OR-ed together before each early-exit test.
 const BLOCK: usize = 4096;
