@@ -7,13 +7,10 @@
 //!
 //! Checkpoint checks (`peftfix keys`, docs/keys.md):
 //! - `safetensors`: read and validate a safetensors header;
-//! - `ckpt_error`: the typed "path: reason" error (PK000);
-//! - `checkpoint`: open a base (single file, index + shards) into a module index;
-//! - `module_trie`: interned components and the reversed module trie;
-//! - `adapter_path`, `adapter_keys`, `adapter_config`: the adapter's files, keys and config;
-//! - `prefix_rewrite`: infer the prefix rewrite (PK001);
+//! - `checkpoint`: the base index, the adapter's files, keys and config, the prefix
+//!   rewrite, `--write-remapped`, and the typed "path: reason" error (PK000);
 //! - `matcher`: all PK checks for one adapter; `zero_scan`: PK004's byte test;
-//! - `report`: the result; `remap`: `--write-remapped`.
+//! - `report`: the result.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -25,16 +22,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyList, PyString};
 use rayon::prelude::*;
 
-pub mod adapter_config;
-pub mod adapter_keys;
-pub mod adapter_path;
 pub mod checkpoint;
-pub mod ckpt_error;
 pub mod discovery;
 pub mod matcher;
-pub mod module_trie;
-pub mod prefix_rewrite;
-pub mod remap;
 pub mod report;
 pub mod safetensors;
 #[cfg(test)]
@@ -118,7 +108,7 @@ create_exception!(
 );
 
 /// A `CheckpointError` whose message is "path: reason", with `.path` and `.reason`.
-fn checkpoint_err(py: Python<'_>, err: ckpt_error::CheckpointError) -> PyErr {
+fn checkpoint_err(py: Python<'_>, err: checkpoint::error::CheckpointError) -> PyErr {
     let py_err = CheckpointError::new_err(err.to_string());
     let value = py_err.value(py);
     // Setting attributes on a fresh exception instance cannot fail in practice; if it
@@ -319,7 +309,7 @@ fn write_remapped_py(
     add: &str,
 ) -> PyResult<u64> {
     let (strip, add) = (strip.to_string(), add.to_string());
-    py.detach(|| remap::write_remapped(&adapter, &out, &strip, &add))
+    py.detach(|| checkpoint::remap::write_remapped(&adapter, &out, &strip, &add))
         .map_err(|err| checkpoint_err(py, err))
 }
 

@@ -13,14 +13,14 @@ use std::time::Instant;
 use hashbrown::HashTable;
 use serde_json::{json, Value};
 
-use crate::adapter_config::{
+use crate::checkpoint::adapter_config::{
     self, AdapterConfig, ConfigStatus, RankRules, RankSource, TargetModules,
 };
-use crate::adapter_keys::{classify, Role, PEFT_PREFIX};
-use crate::adapter_path::{self, AdapterPaths};
+use crate::checkpoint::adapter_keys::{classify, Role, PEFT_PREFIX};
+use crate::checkpoint::adapter_path::{self, AdapterPaths};
+use crate::checkpoint::error::{quote, Result};
+use crate::checkpoint::prefix_rewrite;
 use crate::checkpoint::{path_hash, BaseIndex, LoadAs};
-use crate::ckpt_error::{quote, Result};
-use crate::prefix_rewrite;
 use crate::report::{Counts, Finding, Report, Rewrite};
 use crate::safetensors::Header;
 use crate::zero_scan::{is_all_zero, MappedFile};
@@ -545,7 +545,7 @@ impl Checker<'_> {
             };
             let prefix = (prefix_issue.keys > 0).then(|| {
                 let key = self.name(prefix_issue.first);
-                let len = crate::adapter_keys::peft_wrapper_len(key);
+                let len = crate::checkpoint::adapter_keys::peft_wrapper_len(key);
                 (key.get(..len).unwrap_or(""), prefix_issue.keys, key)
             });
             report.findings.push(self.pk001(&Pk001 {
@@ -1253,7 +1253,7 @@ impl Checker<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::tests::{llama_tensors, write_st, write_tensors};
+    use crate::checkpoint::base_index::tests::{llama_tensors, write_st, write_tensors};
     use crate::checkpoint::SINGLE_FILE;
     use crate::safetensors::Dtype;
     use std::path::PathBuf;
@@ -1385,7 +1385,13 @@ mod tests {
             assert_eq!((rewrite.strip.as_str(), rewrite.add.as_str()), (strip, add));
 
             let fixed = fx.dir.path().join(format!("fixed-{prefix}"));
-            crate::remap::write_remapped(&fx.dir.path().join(prefix), &fixed, strip, add).unwrap();
+            crate::checkpoint::remap::write_remapped(
+                &fx.dir.path().join(prefix),
+                &fixed,
+                strip,
+                add,
+            )
+            .unwrap();
             let again = check(&fx.base, &fixed).unwrap();
             assert!(again.findings.is_empty(), "{prefix}: {:#?}", again.findings);
         }
@@ -1424,7 +1430,8 @@ mod tests {
         let rewrite = report.rewrite.clone().unwrap();
         assert_eq!((rewrite.strip.as_str(), rewrite.add.as_str()), ("", ""));
         let fixed = fx.dir.path().join("fixed-ddp-outer");
-        crate::remap::write_remapped(&fx.dir.path().join("ddp-outer"), &fixed, "", "").unwrap();
+        crate::checkpoint::remap::write_remapped(&fx.dir.path().join("ddp-outer"), &fixed, "", "")
+            .unwrap();
         let again = check(&fx.base, &fixed).unwrap();
         assert!(again.findings.is_empty(), "{:#?}", again.findings);
     }
@@ -1454,7 +1461,8 @@ mod tests {
         let rewrite = report.rewrite.clone().unwrap();
         assert_eq!((rewrite.strip.as_str(), rewrite.add.as_str()), ("", ""));
         let fixed = fx.dir.path().join("fixed-no-prefix");
-        crate::remap::write_remapped(&fx.dir.path().join("no-prefix"), &fixed, "", "").unwrap();
+        crate::checkpoint::remap::write_remapped(&fx.dir.path().join("no-prefix"), &fixed, "", "")
+            .unwrap();
         let again = check(&fx.base, &fixed).unwrap();
         assert!(again.findings.is_empty(), "{:#?}", again.findings);
 
@@ -1466,7 +1474,7 @@ mod tests {
         assert_eq!(f.details["coverage"], json!(1.0));
         assert_eq!(f.details["peft_prefix"]["found"], json!(""));
         let fixed = fx.dir.path().join("fixed-no-prefix-automodel");
-        crate::remap::write_remapped(
+        crate::checkpoint::remap::write_remapped(
             &fx.dir.path().join("no-prefix-automodel"),
             &fixed,
             "",

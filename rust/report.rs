@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::ckpt_error::CheckpointError;
+use crate::checkpoint::error::CheckpointError;
 
 /// One PK finding. `details` is a JSON object.
 #[derive(Debug, Clone, PartialEq)]

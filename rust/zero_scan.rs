@@ -10,7 +10,7 @@ use std::path::Path;
 
 use memmap2::Mmap;
 
-use crate::ckpt_error::{CheckpointError, ErrorKind, Result};
+use crate::checkpoint::error::{CheckpointError, ErrorKind, Result};
 use crate::safetensors::Dtype;
 
 /// Bytes OR-ed together before each early-exit test.

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::parser;
 use super::Dtype;
-use crate::ckpt_error::{CheckpointError, ErrorKind, Result};
+use crate::checkpoint::error::{CheckpointError, ErrorKind, Result};
 
 /// Largest header accepted, as in the safetensors reference implementation.
 pub const MAX_HEADER_LEN: u64 = 100_000_000;

@@ -11,7 +11,7 @@
 //! tensor, or per file once the buffers have grown.
 //!
 //! Everything docs/keys.md lists is checked and reported as a typed
-//! [`ErrorKind`](crate::ckpt_error::ErrorKind); the reader never panics, whatever the
+//! [`ErrorKind`](crate::checkpoint::error::ErrorKind); the reader never panics, whatever the
 //! bytes (see `proptests`, which also compare it with serde_json).
 //!
 //! - `dtype`: the element types;

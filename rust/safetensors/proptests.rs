@@ -6,7 +6,7 @@ use std::fmt;
 use proptest::prelude::*;
 
 use super::{Dtype, Header};
-use crate::ckpt_error::ErrorKind;
+use crate::checkpoint::error::ErrorKind;
 use crate::test_support::file_bytes;
 
 /// Invariants of every header the parser accepts.

@@ -3,7 +3,7 @@
 use super::header::Name;
 use super::parser::scanner::special_from;
 use super::{Dtype, Header, MAX_HEADER_LEN};
-use crate::ckpt_error::ErrorKind;
+use crate::checkpoint::error::ErrorKind;
 use crate::test_support::file_bytes;
 
 fn parse(json: &str, data_len: usize) -> std::result::Result<Vec<(String, Vec<u64>)>, ErrorKind> {

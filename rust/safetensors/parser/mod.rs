@@ -7,7 +7,7 @@ pub(super) mod scanner;
 
 use super::header::{Name, TensorEntry};
 use super::Dtype;
-use crate::ckpt_error::{quote, ErrorKind};
+use crate::checkpoint::error::{quote, ErrorKind};
 
 /// Parses the header JSON `text` into `tensors` and `metadata`. Names are spans of
 /// `text`, or entries of `decoded` when they had escapes; shapes go into `shapes`.

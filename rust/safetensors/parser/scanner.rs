@@ -2,7 +2,7 @@
 //! decoded only when present), integers, and any JSON value skipped and validated.
 
 use super::{too_large, Parser, Scanned};
-use crate::ckpt_error::ErrorKind;
+use crate::checkpoint::error::ErrorKind;
 use crate::safetensors::header::Name;
 
 /// Deepest JSON nesting accepted inside ignored values (serde_json's limit).

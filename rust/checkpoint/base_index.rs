@@ -2,8 +2,9 @@
 //!
 //! A base is a directory with `model.safetensors` (preferred, as transformers does), or
 //! with `model.safetensors.index.json` and its shards (headers read in parallel), or the
-//! path of one `.safetensors` file or index. Only headers are read. The index maps each module path (a tensor key without its
-//! last component) to its parameters' dtypes and shapes, as the module tree that
+//! path of one `.safetensors` file or index. Only headers are read. The index maps each
+//! module path (a tensor key without its last component) to its parameters' dtypes and
+//! shapes, as the module tree that
 //! `AutoModelForCausalLM` (`causal-lm`) or `AutoModel` (`base-model`: base-model prefix
 //! stripped, heads dropped) would build. The reversed-component trie used to infer prefix
 //! rewrites is built on first use: adapters whose keys match exactly never pay for it.
@@ -20,8 +21,8 @@ use rayon::prelude::*;
 use rustc_hash::{FxBuildHasher, FxHashSet};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use crate::ckpt_error::{CheckpointError, ErrorKind, Result};
-use crate::module_trie::{is_index, Interner, ReverseTrie};
+use crate::checkpoint::error::{CheckpointError, ErrorKind, Result};
+use crate::checkpoint::module_trie::{is_index, Interner, ReverseTrie};
 use crate::safetensors::{Dtype, Header};
 
 pub const SINGLE_FILE: &str = "model.safetensors";

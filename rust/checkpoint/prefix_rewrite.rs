@@ -149,7 +149,7 @@ fn shorter(a: (&str, &str), b: (&str, &str)) -> std::cmp::Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::tests::{llama_tensors, write_tensors};
+    use crate::checkpoint::base_index::tests::{llama_tensors, write_tensors};
     use crate::checkpoint::{LoadAs, SINGLE_FILE};
 
     fn base(load_as: LoadAs) -> (tempfile::TempDir, BaseIndex) {

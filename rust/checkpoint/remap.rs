@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustc_hash::FxHashSet;
 
-use crate::adapter_config::CONFIG_FILE;
-use crate::adapter_keys::{peft_wrapper_len, PEFT_PREFIX, UNPLACED};
-use crate::adapter_path::{self, WEIGHTS_FILE};
-use crate::ckpt_error::{CheckpointError, ErrorKind, Result};
+use crate::checkpoint::adapter_config::CONFIG_FILE;
+use crate::checkpoint::adapter_keys::{peft_wrapper_len, PEFT_PREFIX, UNPLACED};
+use crate::checkpoint::adapter_path::{self, WEIGHTS_FILE};
+use crate::checkpoint::error::{CheckpointError, ErrorKind, Result};
 use crate::safetensors::Header;
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
