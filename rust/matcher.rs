@@ -1253,95 +1253,9 @@ impl Checker<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::base_index::tests::{llama_tensors, write_st, write_tensors};
-    use crate::checkpoint::SINGLE_FILE;
-    use crate::safetensors::Dtype;
-    use std::path::PathBuf;
-
-    /// `(name, dtype, shape, fill byte)`.
-    type T<'a> = (&'a str, &'a str, Vec<u64>, u8);
-
-    fn write_adapter(dir: &Path, tensors: &[T<'_>], config: Option<&str>) -> PathBuf {
-        let mut offset = 0u64;
-        let mut parts = Vec::new();
-        let mut data = Vec::new();
-        for (name, dtype, shape, fill) in tensors {
-            let numel: u64 = shape.iter().product();
-            let size = Dtype::parse(dtype).unwrap().byte_len(numel).unwrap();
-            parts.push(format!(
-                "\"{name}\":{{\"dtype\":\"{dtype}\",\"shape\":{shape:?},\"data_offsets\":[{offset},{}]}}",
-                offset + size
-            ));
-            data.extend(std::iter::repeat_n(*fill, size as usize));
-            offset += size;
-        }
-        let json = format!("{{{}}}", parts.join(","));
-        let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
-        bytes.extend_from_slice(json.as_bytes());
-        bytes.extend(data);
-        std::fs::create_dir_all(dir).unwrap();
-        std::fs::write(dir.join("adapter_model.safetensors"), bytes).unwrap();
-        if let Some(config) = config {
-            std::fs::write(dir.join("adapter_config.json"), config).unwrap();
-        }
-        dir.to_path_buf()
-    }
-
-    const CONFIG_QV: &str =
-        r#"{"peft_type": "LORA", "r": 2, "target_modules": ["q_proj", "v_proj"]}"#;
-
-    /// LoRA on q/v of both layers: q is [8, 8], v is [4, 8].
-    fn qv_tensors(prefix: &str, b_fill: u8) -> Vec<(String, &'static str, Vec<u64>, u8)> {
-        let mut t = Vec::new();
-        for layer in 0..2 {
-            for (proj, out) in [("q_proj", 8u64), ("v_proj", 4)] {
-                let m = format!("base_model.model.{prefix}layers.{layer}.self_attn.{proj}");
-                t.push((format!("{m}.lora_A.weight"), "F32", vec![2, 8], 1));
-                t.push((format!("{m}.lora_B.weight"), "F32", vec![out, 2], b_fill));
-            }
-        }
-        t
-    }
-
-    fn as_refs<'a>(t: &'a [(String, &'static str, Vec<u64>, u8)]) -> Vec<T<'a>> {
-        t.iter()
-            .map(|(n, d, s, f)| (n.as_str(), *d, s.clone(), *f))
-            .collect()
-    }
-
-    struct Fixture {
-        dir: tempfile::TempDir,
-        base: BaseIndex,
-    }
-
-    fn fixture(load_as: LoadAs) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let base_dir = dir.path().join("base");
-        std::fs::create_dir_all(&base_dir).unwrap();
-        write_tensors(&base_dir.join(SINGLE_FILE), &llama_tensors());
-        let base = BaseIndex::open(&base_dir, load_as).unwrap();
-        Fixture { dir, base }
-    }
-
-    impl Fixture {
-        fn check(
-            &self,
-            name: &str,
-            tensors: &[(String, &'static str, Vec<u64>, u8)],
-            config: Option<&str>,
-        ) -> Report {
-            let path = write_adapter(&self.dir.path().join(name), &as_refs(tensors), config);
-            check(&self.base, &path).unwrap()
-        }
-    }
-
-    fn finding<'r>(report: &'r Report, code: &str) -> &'r Finding {
-        report
-            .findings
-            .iter()
-            .find(|f| f.code == code)
-            .unwrap_or_else(|| panic!("no {code} in {:#?}", report.findings))
-    }
+    use crate::test_support::{
+        finding, fixture, qv_tensors, write_adapter, write_tensors, CONFIG_QV,
+    };
 
     #[test]
     fn clean_adapter_has_no_finding() {
@@ -1729,11 +1643,11 @@ mod tests {
     fn conv1d_fan_in_fan_out() {
         let dir = tempfile::tempdir().unwrap();
         let base_path = dir.path().join("gpt2.safetensors");
-        write_st(
+        write_tensors(
             &base_path,
             &[
-                ("transformer.h.0.attn.c_attn.weight", "F32", &[8, 24]),
-                ("transformer.wte.weight", "F32", &[50, 8]),
+                ("transformer.h.0.attn.c_attn.weight", "F32", vec![8, 24]),
+                ("transformer.wte.weight", "F32", vec![50, 8]),
             ],
         );
         let base = BaseIndex::open(&base_path, LoadAs::CausalLm).unwrap();
@@ -1924,7 +1838,7 @@ mod tests {
         let fx = fixture(LoadAs::CausalLm);
         let adapter = write_adapter(
             &fx.dir.path().join("a"),
-            &as_refs(&qv_tensors("model.", 3)),
+            &qv_tensors("model.", 3),
             Some(CONFIG_QV),
         );
         let report =
