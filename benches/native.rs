@@ -1,6 +1,7 @@
 //! Criterion micro-benchmarks of the native core (`cargo bench`): the safetensors header parser and the
 //! checkpoint key matcher, on DeepSeek-V3-shaped key names (the same shapes as benches/workloads.py, with
-//! fewer layers so one iteration stays in the millisecond range).
+//! fewer layers so one iteration stays in the millisecond range): one adapter at a time, and a fleet
+//! checked in parallel against one base index as `BaseIndex.check_many` does.
 //!
 //!     cargo bench --bench native
 //!
@@ -8,19 +9,24 @@
 
 use std::fs;
 use std::hint::black_box;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use _native::checkpoint::{BaseIndex, LoadAs};
 use _native::matcher;
 use _native::safetensors::Header;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rayon::prelude::*;
 
 const LAYERS: usize = 8; // of which DENSE are dense; the rest carry 256 routed experts each
 const DENSE: usize = 3;
 const EXPERTS: usize = 256;
 const SHARDS: usize = 8;
+/// Adapters in the fleet bench: enough for every thread to check several in a row, which
+/// is where reusing one thread's buffers from adapter to adapter shows.
+const FLEET: usize = 8;
 
-/// One safetensors file (header + zero-filled data) for `(name, dtype, shape)` entries.
+/// One safetensors file (header + data of 0x3f bytes, so no lora_B is all zeros) for
+/// `(name, dtype, shape)` entries.
 fn safetensors(tensors: &[(String, &str, Vec<u64>)]) -> Vec<u8> {
     let mut json = String::from("{\"__metadata__\":{\"format\":\"pt\"}");
     let mut offset = 0u64;
@@ -170,6 +176,13 @@ fn key_matcher(c: &mut Criterion) {
     write_adapter(&clean, "base_model.model.");
     let compiled = temp.path().join("orig-mod");
     write_adapter(&compiled, "base_model.model._orig_mod.");
+    let fleet: Vec<PathBuf> = (0..FLEET)
+        .map(|i| {
+            let path = temp.path().join(format!("fleet-{i:02}"));
+            write_adapter(&path, "base_model.model.");
+            path
+        })
+        .collect();
     let keys = adapter_tensors("").len() as u64;
 
     let mut group = c.benchmark_group("matcher");
@@ -182,12 +195,25 @@ fn key_matcher(c: &mut Criterion) {
         })
     });
     let index = BaseIndex::open(&base, LoadAs::CausalLm).unwrap();
+    // A bench of a matcher that finds the wrong things would time the wrong work.
+    let codes = |adapter: &Path| matcher::check(&index, adapter).unwrap().codes();
+    assert_eq!(codes(&clean), Vec::<&str>::new());
+    assert_eq!(codes(&compiled), ["PK001"]);
     group.throughput(Throughput::Elements(keys));
     group.bench_function("check_clean_adapter", |b| {
         b.iter(|| matcher::check(&index, black_box(&clean)).unwrap())
     });
     group.bench_function("check_orig_mod_adapter", |b| {
         b.iter(|| matcher::check(&index, black_box(&compiled)).unwrap())
+    });
+    group.throughput(Throughput::Elements(keys * FLEET as u64));
+    group.bench_function("check_fleet_parallel", |b| {
+        b.iter(|| {
+            black_box(&fleet)
+                .par_iter()
+                .map(|adapter| matcher::check_or_pk000(&index, adapter))
+                .collect::<Vec<_>>()
+        })
     });
     group.finish();
 }

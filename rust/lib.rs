@@ -29,8 +29,6 @@ pub mod report;
 pub mod safetensors;
 #[cfg(test)]
 mod test_support;
-#[cfg(test)]
-mod timing_check;
 pub mod zero_scan;
 
 use discovery::prefilter::Needles;
