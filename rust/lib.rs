@@ -1,16 +1,24 @@
 //! `peftfix._native`: the Python bindings of peftfix's native core.
 //!
-//! This file only converts arguments and results and releases the GIL; the work lives
-//! in one module per job:
-//! - `discovery`: which Python files a list of paths stands for, and which of them
-//!   mention peft/transformers at all (`peftfix check`).
+//! This file holds the module tree and the bindings only: it converts arguments and
+//! results and releases the GIL. The work lives in one folder per product:
 //!
-//! Checkpoint checks (`peftfix keys`, docs/keys.md):
-//! - `safetensors`: read and validate a safetensors header;
-//! - `checkpoint`: the base index, the adapter's files, keys and config, the prefix
-//!   rewrite, `--write-remapped`, and the typed "path: reason" error (PK000);
-//! - `matcher`: all PK checks for one adapter; `zero_scan`: PK004's byte test;
-//! - `report`: the result.
+//! ```text
+//! discovery/     `peftfix check`: which Python files a list of paths stands for
+//!                (walk, exclude), which of them mention peft/transformers at all
+//!                (prefilter), both in one call (candidates), errors as (path, reason)
+//!                pairs a user can read (error_text)
+//! safetensors/   a safetensors header read and validated, never the tensor data
+//!                (dtype, header, parser + parser/scanner; tests, proptests)
+//! checkpoint/    `peftfix keys` (docs/keys.md): the base module index (base_index,
+//!                module_trie), the adapter's files, keys and config (adapter_path,
+//!                adapter_keys, adapter_config), the prefix rewrite (prefix_rewrite)
+//!                and `--write-remapped` (remap), the "path: reason" error (error, PK000)
+//! matcher/       every check of one adapter against a base: the grouped modules
+//!                (modules), one file per check (pk001 ... pk006), the result (report);
+//!                mod.rs runs them in report order
+//! test_support.rs  the files and fixtures every Rust test shares
+//! ```
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -25,11 +33,9 @@ use rayon::prelude::*;
 pub mod checkpoint;
 pub mod discovery;
 pub mod matcher;
-pub mod report;
 pub mod safetensors;
 #[cfg(test)]
 mod test_support;
-pub mod zero_scan;
 
 use discovery::prefilter::Needles;
 use discovery::{candidates, prefilter, walk};
@@ -154,7 +160,10 @@ fn json_to_py<'py>(py: Python<'py>, value: &serde_json::Value) -> PyResult<Bound
 }
 
 /// The report dict of docs/keys.md "Output".
-fn report_to_py<'py>(py: Python<'py>, report: &report::Report) -> PyResult<Bound<'py, PyDict>> {
+fn report_to_py<'py>(
+    py: Python<'py>,
+    report: &matcher::report::Report,
+) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     dict.set_item("adapter", &report.adapter)?;
     dict.set_item("base", &report.base)?;
@@ -240,7 +249,7 @@ impl PyBaseIndex {
         adapters: Vec<PathBuf>,
     ) -> PyResult<Bound<'py, PyList>> {
         let index = Arc::clone(&self.inner);
-        let reports: Vec<report::Report> = py.detach(|| {
+        let reports: Vec<matcher::report::Report> = py.detach(|| {
             adapters
                 .par_iter()
                 .map(|adapter| matcher::check_or_pk000(&index, adapter))

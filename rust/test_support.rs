@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::checkpoint::{BaseIndex, LoadAs, SINGLE_FILE};
 use crate::matcher::check;
-use crate::report::{Finding, Report};
+use crate::matcher::report::{Finding, Report};
 use crate::safetensors::Dtype;
 
 /// A safetensors file from a header JSON text and a data section of `data_len` zeros.
