@@ -165,7 +165,16 @@ mod tests {
     use crate::checkpoint::remap::write_remapped;
     use crate::checkpoint::LoadAs;
     use crate::matcher::check;
-    use crate::test_support::{finding, fixture, qv_tensors, CONFIG_QV};
+    use crate::test_support::{finding, fixture, qv_tensors, Fixture, CONFIG_QV};
+
+    /// Writes the adapter `name` with its keys rewritten by `strip`/`add` and checks it
+    /// again: the rewrite PK001 reports must leave nothing to report.
+    fn assert_remapping_fixes(fx: &Fixture, name: &str, strip: &str, add: &str) {
+        let fixed = fx.dir.path().join(format!("fixed-{name}"));
+        write_remapped(&fx.dir.path().join(name), &fixed, strip, add).unwrap();
+        let again = check(&fx.base, &fixed).unwrap();
+        assert!(again.findings.is_empty(), "{name}: {:#?}", again.findings);
+    }
 
     #[test]
     fn prefixes_give_pk001_and_remapping_fixes_them() {
@@ -193,10 +202,7 @@ mod tests {
             let rewrite = report.rewrite.clone().unwrap();
             assert_eq!((rewrite.strip.as_str(), rewrite.add.as_str()), (strip, add));
 
-            let fixed = fx.dir.path().join(format!("fixed-{prefix}"));
-            write_remapped(&fx.dir.path().join(prefix), &fixed, strip, add).unwrap();
-            let again = check(&fx.base, &fixed).unwrap();
-            assert!(again.findings.is_empty(), "{prefix}: {:#?}", again.findings);
+            assert_remapping_fixes(&fx, prefix, strip, add);
         }
     }
 
@@ -232,10 +238,7 @@ mod tests {
         assert_eq!(report.counts.matched_after_rewrite, 0);
         let rewrite = report.rewrite.clone().unwrap();
         assert_eq!((rewrite.strip.as_str(), rewrite.add.as_str()), ("", ""));
-        let fixed = fx.dir.path().join("fixed-ddp-outer");
-        write_remapped(&fx.dir.path().join("ddp-outer"), &fixed, "", "").unwrap();
-        let again = check(&fx.base, &fixed).unwrap();
-        assert!(again.findings.is_empty(), "{:#?}", again.findings);
+        assert_remapping_fixes(&fx, "ddp-outer", "", "");
     }
 
     #[test]
@@ -262,10 +265,7 @@ mod tests {
         assert!(f.message.contains("lack PEFT's"), "{}", f.message);
         let rewrite = report.rewrite.clone().unwrap();
         assert_eq!((rewrite.strip.as_str(), rewrite.add.as_str()), ("", ""));
-        let fixed = fx.dir.path().join("fixed-no-prefix");
-        write_remapped(&fx.dir.path().join("no-prefix"), &fixed, "", "").unwrap();
-        let again = check(&fx.base, &fixed).unwrap();
-        assert!(again.findings.is_empty(), "{:#?}", again.findings);
+        assert_remapping_fixes(&fx, "no-prefix", "", "");
 
         // Both: a module-path rewrite and a missing prefix, one PK001.
         let report = fx.check("no-prefix-automodel", &strip_peft(""), Some(CONFIG_QV));
@@ -274,16 +274,7 @@ mod tests {
         assert_eq!(f.details["rewrite"], json!({"strip": "", "add": "model."}));
         assert_eq!(f.details["coverage"], json!(1.0));
         assert_eq!(f.details["peft_prefix"]["found"], json!(""));
-        let fixed = fx.dir.path().join("fixed-no-prefix-automodel");
-        write_remapped(
-            &fx.dir.path().join("no-prefix-automodel"),
-            &fixed,
-            "",
-            "model.",
-        )
-        .unwrap();
-        let again = check(&fx.base, &fixed).unwrap();
-        assert!(again.findings.is_empty(), "{:#?}", again.findings);
+        assert_remapping_fixes(&fx, "no-prefix-automodel", "", "model.");
 
         // Half the keys without the prefix: coverage counts the affected modules only.
         let mut t = qv_tensors("model.", 3);

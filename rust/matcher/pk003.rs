@@ -10,6 +10,7 @@ use super::report::Finding;
 use super::Context;
 use crate::checkpoint::adapter_config::ConfigStatus;
 use crate::checkpoint::error::{quote, Result};
+use crate::safetensors::numel;
 
 /// Last components of modules that hold a vocabulary: embeddings and LM heads.
 const VOCAB_MODULES: [&str; 10] = [
@@ -115,7 +116,7 @@ fn lora_shapes(ctx: &Context<'_>, module: &Module, fan_in_fan_out: bool) -> Opti
             if a.len() != 2 || a.get(1) != Some(&vocab) {
                 if let Some(&rows) = a.get(1).filter(|_| a.len() == 2) {
                     return Some(shape_finding(
-ctx,
+                        ctx,
                         module,
                         module.emb_a,
                         w,
@@ -128,7 +129,7 @@ ctx,
                     ));
                 }
                 return Some(shape_finding(
-ctx,
+                    ctx,
                     module,
                     module.emb_a,
                     w,
@@ -141,7 +142,7 @@ ctx,
             let b = ctx.shape(module.emb_b);
             if b.first() != Some(&dim) {
                 return Some(shape_finding(
-ctx,
+                    ctx,
                     module,
                     module.emb_b,
                     w,
@@ -154,7 +155,7 @@ ctx,
                 if let (Some(rank_a), Some(rank_b)) = (a.first(), b.get(1)) {
                     if rank_a != rank_b {
                         return Some(shape_finding(
-ctx,
+                            ctx,
                             module,
                             module.emb_b,
                             w,
@@ -171,10 +172,9 @@ ctx,
         if module.magnitude != NONE {
             // An embedding's DoRA magnitude has one element per embedding dimension.
             let m = ctx.shape(module.magnitude);
-            let numel = m.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
-            if numel != Some(dim) {
+            if numel(m) != Some(dim) {
                 return Some(shape_finding(
-ctx,
+                    ctx,
                     module,
                     module.magnitude,
                     w,
@@ -204,7 +204,7 @@ ctx,
                     ""
                 };
                 return Some(shape_finding(
-ctx,
+                    ctx,
                     module,
                     module.a,
                     w,
@@ -217,7 +217,7 @@ ctx,
             let b = ctx.shape(module.b);
             if b.first() != Some(&out) {
                 return Some(shape_finding(
-ctx,
+                    ctx,
                     module,
                     module.b,
                     w,
@@ -230,7 +230,7 @@ ctx,
                 if let (Some(rank_a), Some(rank_b)) = (a.first(), b.get(1)) {
                     if rank_a != rank_b {
                         return Some(shape_finding(
-ctx,
+                            ctx,
                             module,
                             module.b,
                             w,
@@ -248,7 +248,7 @@ ctx,
             let bias = ctx.shape(module.b_bias);
             if bias.first() != Some(&out) || bias.len() != 1 {
                 return Some(shape_finding(
-ctx,
+                    ctx,
                     module,
                     module.b_bias,
                     w,
@@ -259,10 +259,9 @@ ctx,
         }
         if module.magnitude != NONE {
             let m = ctx.shape(module.magnitude);
-            let numel = m.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
-            if numel != Some(out) {
+            if numel(m) != Some(out) {
                 return Some(shape_finding(
-ctx,
+                    ctx,
                     module,
                     module.magnitude,
                     w,
@@ -294,7 +293,7 @@ fn saved_shape(ctx: &Context<'_>, module: &Module, copy: &Saved) -> Option<Findi
         let rows = adapter_shape.first().copied().unwrap_or(0);
         let base_rows = base_shape.first().copied().unwrap_or(0);
         return Some(shape_finding(
-ctx,
+            ctx,
             module,
             copy.tensor,
             base_shape,
@@ -307,7 +306,7 @@ ctx,
         ));
     }
     Some(shape_finding(
-ctx,
+        ctx,
         module,
         copy.tensor,
         base_shape,

@@ -115,6 +115,14 @@ impl Dtype {
     }
 }
 
+/// Elements of a tensor of `shape` (1 for a scalar); `None` when the product overflows,
+/// as a hostile header can make it.
+pub fn numel(shape: &[u64]) -> Option<u64> {
+    shape
+        .iter()
+        .try_fold(1u64, |acc, &dim| acc.checked_mul(dim))
+}
+
 impl fmt::Display for Dtype {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::Path;
 
 use super::parser;
-use super::Dtype;
+use super::{numel, Dtype};
 use crate::checkpoint::error::{CheckpointError, ErrorKind, Result};
 
 /// Largest header accepted, as in the safetensors reference implementation.
@@ -241,11 +241,8 @@ impl Header {
                     data_len,
                 });
             }
-            let expected = self
-                .shape(tensor)
-                .iter()
-                .try_fold(1u64, |acc, &dim| acc.checked_mul(dim))
-                .and_then(|numel| tensor.dtype.byte_len(numel))
+            let expected = numel(self.shape(tensor))
+                .and_then(|n| tensor.dtype.byte_len(n))
                 .ok_or_else(|| ErrorKind::ShapeOverflow { tensor: name() })?;
             let actual = tensor.end - tensor.begin;
             if expected != actual {

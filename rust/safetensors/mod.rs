@@ -26,5 +26,5 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
-pub use dtype::Dtype;
+pub use dtype::{numel, Dtype};
 pub use header::{check_sizes, Header, TensorEntry, MAX_HEADER_LEN};
