@@ -39,6 +39,7 @@ mod test_support;
 
 use discovery::prefilter::Needles;
 use discovery::{candidates, prefilter, walk};
+use matcher::report;
 
 /// Paths go back to Python as `str` (not `pathlib.Path`, PyO3's default for `PathBuf`);
 /// undecodable bytes survive as surrogate escapes, like `os.fsdecode`.
@@ -160,10 +161,7 @@ fn json_to_py<'py>(py: Python<'py>, value: &serde_json::Value) -> PyResult<Bound
 }
 
 /// The report dict of docs/keys.md "Output".
-fn report_to_py<'py>(
-    py: Python<'py>,
-    report: &matcher::report::Report,
-) -> PyResult<Bound<'py, PyDict>> {
+fn report_to_py<'py>(py: Python<'py>, report: &report::Report) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     dict.set_item("adapter", &report.adapter)?;
     dict.set_item("base", &report.base)?;
@@ -249,7 +247,7 @@ impl PyBaseIndex {
         adapters: Vec<PathBuf>,
     ) -> PyResult<Bound<'py, PyList>> {
         let index = Arc::clone(&self.inner);
-        let reports: Vec<matcher::report::Report> = py.detach(|| {
+        let reports: Vec<report::Report> = py.detach(|| {
             adapters
                 .par_iter()
                 .map(|adapter| matcher::check_or_pk000(&index, adapter))

@@ -1,10 +1,10 @@
 //! Checks one adapter against a base index: PK001-PK006 (docs/keys.md).
 //!
 //! `modules` reads the adapter header once, groups its keys into modules and finds the
-//! base module each one stands for. Every check then reads the same [`Context`] and
+//! base module each one stands for. Every check then reads the same `Context` and
 //! returns its findings: one file per check (`pk001` ... `pk006`), run in report order
-//! from [`CHECKS`]. A new check is a new file with a `check` function of the [`Check`]
-//! shape, and a line in [`CHECKS`].
+//! from `CHECKS`. A new check is a new file with a `check` function of the `Check`
+//! shape, and a line in `CHECKS`.
 
 mod modules;
 mod pk001;
@@ -56,6 +56,7 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// The shape of header tensor `tensor` (an index the grouping took from this header).
     fn shape(&self, tensor: u32) -> &[u64] {
         self.header
             .tensors()
@@ -63,6 +64,7 @@ impl Context<'_> {
             .map_or(&[], |t| self.header.shape(t))
     }
 
+    /// The name of header tensor `tensor`.
     fn name(&self, tensor: u32) -> &str {
         self.header
             .tensors()
@@ -70,6 +72,7 @@ impl Context<'_> {
             .map_or("", |t| self.header.name(t))
     }
 
+    /// The module path of `module`: a span of one of its keys, or a built one.
     fn path(&self, module: &Module) -> &str {
         module_path(self.header, self.owned, module)
     }
