@@ -1,22 +1,24 @@
 //! `peftfix._native`: the Python bindings of peftfix's native core.
 //!
-//! This file only converts arguments and results and releases the GIL; the work lives
-//! in one module per job:
-//! - `walk`: which files a list of paths stands for (parallel, gitignore-aware);
-//! - `exclude`: default excluded directories and the user's `exclude` globs;
-//! - `prefilter`: whether a file mentions peft/transformers at all;
-//! - `candidates`: walk + pre-filter in one call;
-//! - `error_text`: errors as `(path, reason)` pairs a user can read.
+//! This file holds the module tree and the bindings only: it converts arguments and
+//! results and releases the GIL. The work lives in one folder per product:
 //!
-//! Checkpoint checks (`peftfix keys`, docs/keys.md):
-//! - `safetensors_header`: read and validate a safetensors header;
-//! - `ckpt_error`: the typed "path: reason" error (PK000);
-//! - `checkpoint`: open a base (single file, index + shards) into a module index;
-//! - `module_trie`: interned components and the reversed module trie;
-//! - `adapter_path`, `adapter_keys`, `adapter_config`: the adapter's files, keys and config;
-//! - `prefix_rewrite`: infer the prefix rewrite (PK001);
-//! - `matcher`: all PK checks for one adapter; `zero_scan`: PK004's byte test;
-//! - `report`: the result; `remap`: `--write-remapped`.
+//! ```text
+//! discovery/     `peftfix check`: which Python files a list of paths stands for
+//!                (walk, exclude), which of them mention peft/transformers at all
+//!                (prefilter), both in one call (candidates), errors as (path, reason)
+//!                pairs a user can read (error_text)
+//! safetensors/   a safetensors header read and validated, never the tensor data
+//!                (dtype, header, parser + parser/scanner; tests, proptests)
+//! checkpoint/    `peftfix keys` (docs/keys.md): the base module index (base_index,
+//!                module_trie), the adapter's files, keys and config (adapter_path,
+//!                adapter_keys, adapter_config), the prefix rewrite (prefix_rewrite)
+//!                and `--write-remapped` (remap), the "path: reason" error (error, PK000)
+//! matcher/       every check of one adapter against a base: the grouped modules
+//!                (modules), one file per check (pk001 ... pk006), the result (report);
+//!                mod.rs runs them in report order
+//! test_support.rs  the files and fixtures every Rust test shares
+//! ```
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -28,27 +30,16 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyList, PyString};
 use rayon::prelude::*;
 
-pub mod adapter_config;
-pub mod adapter_keys;
-pub mod adapter_path;
-pub mod candidates;
 pub mod checkpoint;
-pub mod ckpt_error;
-pub mod error_text;
-pub mod exclude;
+pub mod discovery;
 pub mod matcher;
-pub mod module_trie;
-pub mod prefilter;
-pub mod prefix_rewrite;
-pub mod remap;
-pub mod report;
-pub mod safetensors_header;
+pub mod safetensors;
 #[cfg(test)]
-mod timing_check;
-pub mod walk;
-pub mod zero_scan;
+mod test_support;
 
-use prefilter::Needles;
+use discovery::prefilter::Needles;
+use discovery::{candidates, prefilter, walk};
+use matcher::report;
 
 /// Paths go back to Python as `str` (not `pathlib.Path`, PyO3's default for `PathBuf`);
 /// undecodable bytes survive as surrogate escapes, like `os.fsdecode`.
@@ -122,7 +113,7 @@ create_exception!(
 );
 
 /// A `CheckpointError` whose message is "path: reason", with `.path` and `.reason`.
-fn checkpoint_err(py: Python<'_>, err: ckpt_error::CheckpointError) -> PyErr {
+fn checkpoint_err(py: Python<'_>, err: checkpoint::error::CheckpointError) -> PyErr {
     let py_err = CheckpointError::new_err(err.to_string());
     let value = py_err.value(py);
     // Setting attributes on a fresh exception instance cannot fail in practice; if it
@@ -323,7 +314,7 @@ fn write_remapped_py(
     add: &str,
 ) -> PyResult<u64> {
     let (strip, add) = (strip.to_string(), add.to_string());
-    py.detach(|| remap::write_remapped(&adapter, &out, &strip, &add))
+    py.detach(|| checkpoint::remap::write_remapped(&adapter, &out, &strip, &add))
         .map_err(|err| checkpoint_err(py, err))
 }
 
@@ -336,7 +327,7 @@ type HeaderRow = (String, &'static str, Vec<u64>, u64, u64);
 #[pyo3(name = "read_header")]
 fn read_header_py(py: Python<'_>, path: PathBuf) -> PyResult<Vec<HeaderRow>> {
     py.detach(|| {
-        let header = safetensors_header::Header::read(&path)?;
+        let header = safetensors::Header::read(&path)?;
         Ok(header
             .tensors()
             .iter()

@@ -1,11 +1,11 @@
 //! The result of checking one adapter: findings, counts, the inferred rewrite.
 //!
-//! Plain data; `lib.rs` turns it into the Python dict that docs/keys.md ("Output") and
-//! SPEC ("JSON output") describe.
+//! Plain data; `lib.rs` turns it into the Python dict that docs/keys.md ("Output")
+//! describes.
 
 use serde_json::{json, Value};
 
-use crate::ckpt_error::CheckpointError;
+use crate::checkpoint::error::CheckpointError;
 
 /// One PK finding. `details` is a JSON object.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use ignore::{DirEntry, ParallelVisitor, ParallelVisitorBuilder, WalkBuilder, WalkState};
 
-use crate::error_text::{describe_io_error, describe_walk_error, is_not_found};
-use crate::exclude::{EntryPaths, ExcludeMatcher};
+use super::error_text::{describe_io_error, describe_walk_error, is_not_found};
+use super::exclude::{EntryPaths, ExcludeMatcher};
 
 /// A `(path, reason)` pair: something that could not be looked at, and why.
 pub type PathError = (PathBuf, String);

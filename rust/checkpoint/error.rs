@@ -7,7 +7,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::error_text::describe_io_error;
+use crate::discovery::error_text::describe_io_error;
 
 /// Longest tensor name or JSON excerpt quoted in a message.
 const QUOTE_LIMIT: usize = 120;

@@ -11,7 +11,7 @@ use regex::Regex;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
-use crate::error_text::describe_io_error;
+use crate::discovery::error_text::describe_io_error;
 
 pub const CONFIG_FILE: &str = "adapter_config.json";
 

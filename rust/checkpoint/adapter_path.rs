@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::adapter_config::CONFIG_FILE;
-use crate::ckpt_error::{CheckpointError, ErrorKind, Result};
+use crate::checkpoint::adapter_config::CONFIG_FILE;
+use crate::checkpoint::error::{CheckpointError, ErrorKind, Result};
 
 pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
 

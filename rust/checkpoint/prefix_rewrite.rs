@@ -149,15 +149,8 @@ fn shorter(a: (&str, &str), b: (&str, &str)) -> std::cmp::Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::tests::{llama_tensors, write_tensors};
-    use crate::checkpoint::{LoadAs, SINGLE_FILE};
-
-    fn base(load_as: LoadAs) -> (tempfile::TempDir, BaseIndex) {
-        let dir = tempfile::tempdir().unwrap();
-        write_tensors(&dir.path().join(SINGLE_FILE), &llama_tensors());
-        let index = BaseIndex::open(dir.path(), load_as).unwrap();
-        (dir, index)
-    }
+    use crate::checkpoint::LoadAs;
+    use crate::test_support::fixture;
 
     fn modules(prefix: &str) -> Vec<String> {
         let mut out = Vec::new();
@@ -176,7 +169,7 @@ mod tests {
 
     #[test]
     fn strip_orig_mod_and_module() {
-        let (_d, base) = base(LoadAs::CausalLm);
+        let base = fixture(LoadAs::CausalLm).base;
         assert_eq!(
             run(&base, &modules("_orig_mod.model.")),
             Some(("_orig_mod.".into(), "".into(), 4))
@@ -189,7 +182,7 @@ mod tests {
 
     #[test]
     fn add_model() {
-        let (_d, base) = base(LoadAs::CausalLm);
+        let base = fixture(LoadAs::CausalLm).base;
         assert_eq!(
             run(&base, &modules("")),
             Some(("".into(), "model.".into(), 4))
@@ -198,7 +191,7 @@ mod tests {
 
     #[test]
     fn strip_language_model_and_strip_plus_add() {
-        let (_d, base) = base(LoadAs::CausalLm);
+        let base = fixture(LoadAs::CausalLm).base;
         assert_eq!(
             run(&base, &modules("language_model.model.")),
             Some(("language_model.".into(), "".into(), 4))
@@ -211,7 +204,7 @@ mod tests {
 
     #[test]
     fn base_model_view_strips_model() {
-        let (_d, base) = base(LoadAs::BaseModel);
+        let base = fixture(LoadAs::BaseModel).base;
         assert_eq!(
             run(&base, &modules("model.")),
             Some(("model.".into(), "".into(), 4))
@@ -220,7 +213,7 @@ mod tests {
 
     #[test]
     fn partial_coverage() {
-        let (_d, base) = base(LoadAs::CausalLm);
+        let base = fixture(LoadAs::CausalLm).base;
         let mut paths = modules("_orig_mod.model.");
         paths.push("_orig_mod.vision_tower.blocks.0.attn.qkv".into());
         paths.push("something.else".into());
@@ -232,7 +225,7 @@ mod tests {
 
     #[test]
     fn the_most_frequent_rewrite_wins() {
-        let (_d, base) = base(LoadAs::CausalLm);
+        let base = fixture(LoadAs::CausalLm).base;
         let mut paths = modules("module.model.");
         paths.extend(modules("x.y.model.").into_iter().take(3));
         assert_eq!(run(&base, &paths), Some(("module.".into(), "".into(), 4)));
@@ -240,7 +233,7 @@ mod tests {
 
     #[test]
     fn no_rewrite_possible() {
-        let (_d, base) = base(LoadAs::CausalLm);
+        let base = fixture(LoadAs::CausalLm).base;
         let paths: Vec<String> = (0..3)
             .map(|i| format!("transformer.h.{i}.attn.c_attn"))
             .collect();

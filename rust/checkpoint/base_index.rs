@@ -2,8 +2,9 @@
 //!
 //! A base is a directory with `model.safetensors` (preferred, as transformers does), or
 //! with `model.safetensors.index.json` and its shards (headers read in parallel), or the
-//! path of one `.safetensors` file or index. Only headers are read. The index maps each module path (a tensor key without its
-//! last component) to its parameters' dtypes and shapes, as the module tree that
+//! path of one `.safetensors` file or index. Only headers are read. The index maps each
+//! module path (a tensor key without its last component) to its parameters' dtypes and
+//! shapes, as the module tree that
 //! `AutoModelForCausalLM` (`causal-lm`) or `AutoModel` (`base-model`: base-model prefix
 //! stripped, heads dropped) would build. The reversed-component trie used to infer prefix
 //! rewrites is built on first use: adapters whose keys match exactly never pay for it.
@@ -20,9 +21,9 @@ use rayon::prelude::*;
 use rustc_hash::{FxBuildHasher, FxHashSet};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use crate::ckpt_error::{CheckpointError, ErrorKind, Result};
-use crate::module_trie::{is_index, Interner, ReverseTrie};
-use crate::safetensors_header::{Dtype, Header};
+use crate::checkpoint::error::{CheckpointError, ErrorKind, Result};
+use crate::checkpoint::module_trie::{is_index, Interner, ReverseTrie};
+use crate::safetensors::{Dtype, Header};
 
 pub const SINGLE_FILE: &str = "model.safetensors";
 pub const INDEX_FILE: &str = "model.safetensors.index.json";
@@ -736,76 +737,12 @@ impl BaseIndex {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::safetensors_header::tests::file_bytes;
-
-    /// Writes a safetensors file with `(name, dtype, shape)` tensors of zero bytes.
-    pub fn write_st(path: &Path, tensors: &[(&str, &str, &[u64])]) {
-        let mut offset = 0u64;
-        let mut parts = Vec::new();
-        for (name, dtype, shape) in tensors {
-            let numel: u64 = shape.iter().product();
-            let size = Dtype::parse(dtype).unwrap().byte_len(numel).unwrap();
-            parts.push(format!(
-                "\"{name}\":{{\"dtype\":\"{dtype}\",\"shape\":{shape:?},\"data_offsets\":[{offset},{}]}}",
-                offset + size
-            ));
-            offset += size;
-        }
-        let json = format!("{{{}}}", parts.join(","));
-        std::fs::write(path, file_bytes(&json, offset as usize)).unwrap();
-    }
-
-    pub fn llama_tensors() -> Vec<(String, &'static str, Vec<u64>)> {
-        let mut t = vec![
-            ("model.embed_tokens.weight".to_string(), "F32", vec![32, 8]),
-            ("model.norm.weight".to_string(), "F32", vec![8]),
-            ("lm_head.weight".to_string(), "F32", vec![32, 8]),
-        ];
-        for layer in 0..2 {
-            for (proj, shape) in [
-                ("q_proj", [8, 8]),
-                ("k_proj", [4, 8]),
-                ("v_proj", [4, 8]),
-                ("o_proj", [8, 8]),
-            ] {
-                t.push((
-                    format!("model.layers.{layer}.self_attn.{proj}.weight"),
-                    "F32",
-                    shape.to_vec(),
-                ));
-            }
-            for (proj, shape) in [
-                ("gate_proj", [16, 8]),
-                ("up_proj", [16, 8]),
-                ("down_proj", [8, 16]),
-            ] {
-                t.push((
-                    format!("model.layers.{layer}.mlp.{proj}.weight"),
-                    "F32",
-                    shape.to_vec(),
-                ));
-            }
-            t.push((
-                format!("model.layers.{layer}.input_layernorm.weight"),
-                "F32",
-                vec![8],
-            ));
-        }
-        t
-    }
-
-    pub fn write_tensors(path: &Path, tensors: &[(String, &'static str, Vec<u64>)]) {
-        let refs: Vec<(&str, &str, &[u64])> = tensors
-            .iter()
-            .map(|(n, d, s)| (n.as_str(), *d, s.as_slice()))
-            .collect();
-        write_st(path, &refs);
-    }
+    use crate::test_support::{fixture, llama_tensors, write_tensors};
 
     /// A sharded Llama-like base in `dir`: two shards and an index.
-    pub fn write_sharded(dir: &Path) {
+    fn write_sharded(dir: &Path) {
         let tensors = llama_tensors();
         let (a, b) = tensors.split_at(tensors.len() / 2);
         write_tensors(&dir.join("model-00001-of-00002.safetensors"), a);
@@ -883,11 +820,11 @@ pub(crate) mod tests {
     fn prefix_detection() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gpt2.safetensors");
-        write_st(
+        write_tensors(
             &path,
             &[
-                ("h.0.attn.c_attn.weight", "F32", &[4, 12]),
-                ("wte.weight", "F32", &[10, 4]),
+                ("h.0.attn.c_attn.weight", "F32", vec![4, 12]),
+                ("wte.weight", "F32", vec![10, 4]),
             ],
         );
         assert_eq!(
@@ -896,11 +833,11 @@ pub(crate) mod tests {
                 .base_model_prefix,
             ""
         );
-        write_st(
+        write_tensors(
             &path,
             &[
-                ("transformer.h.0.attn.c_attn.weight", "F32", &[4, 12]),
-                ("lm_head.weight", "F32", &[10, 4]),
+                ("transformer.h.0.attn.c_attn.weight", "F32", vec![4, 12]),
+                ("lm_head.weight", "F32", vec![10, 4]),
             ],
         );
         let index = BaseIndex::open(&path, LoadAs::BaseModel).unwrap();
@@ -1003,9 +940,7 @@ pub(crate) mod tests {
 
     #[test]
     fn suffix_index_is_built_once() {
-        let dir = tempfile::tempdir().unwrap();
-        write_tensors(&dir.path().join(SINGLE_FILE), &llama_tensors());
-        let index = BaseIndex::open(dir.path(), LoadAs::CausalLm).unwrap();
+        let index = fixture(LoadAs::CausalLm).base;
         let a = index.suffixes() as *const SuffixIndex;
         let b = index.suffixes() as *const SuffixIndex;
         assert_eq!(a, b);

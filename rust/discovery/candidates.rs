@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use crate::prefilter::{mentions, Needles};
-use crate::walk::{walk, PathError};
+use super::prefilter::{mentions, Needles};
+use super::walk::{walk, PathError};
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Candidates {

@@ -1,5 +1,7 @@
-//! PK004's byte check: is a tensor all zeros? Reads only the bytes of the tensors asked
-//! about, through a memory map of the adapter file.
+//! PK004: every lora_B (and lora_embedding_B) tensor of the adapter is all zeros, so the
+//! LoRA update B·A is zero and the adapter is a no-op: it was never trained, or was saved
+//! wrong. Reads only the bytes of the B tensors, through a memory map of the adapter file,
+//! and stops at the first non-zero one.
 //!
 //! For floating-point dtypes -0.0 counts as zero (only the sign bits may be set); for
 //! integer, boolean and unsigned-exponent types zero means every byte zero. The FNUZ
@@ -9,20 +11,64 @@ use std::fs::File;
 use std::path::Path;
 
 use memmap2::Mmap;
+use serde_json::json;
 
-use crate::ckpt_error::{CheckpointError, ErrorKind, Result};
-use crate::safetensors_header::Dtype;
+use super::modules::Module;
+use super::report::Finding;
+use super::Context;
+use crate::checkpoint::error::{CheckpointError, ErrorKind, Result};
+use crate::safetensors::Dtype;
+
+/// The PK004 finding, when every lora_B / lora_embedding_B tensor is all zeros. Stops at
+/// the first non-zero tensor, so a trained adapter costs a few bytes of reading.
+pub(super) fn check(ctx: &Context<'_>) -> Result<Vec<Finding>> {
+    let modules = ctx.modules;
+    let with_b: Vec<&Module> = modules
+        .iter()
+        .filter(|m| m.b_tensors().next().is_some())
+        .collect();
+    if with_b.is_empty() {
+        return Ok(Vec::new());
+    }
+    let path = &ctx.paths.weights;
+    let mapped = MappedFile::open(path)?;
+    let data_start = ctx.header.data_start();
+    for module in &with_b {
+        for tensor in module.b_tensors() {
+            let Some(entry) = ctx.header.tensors().get(tensor as usize) else {
+                continue;
+            };
+            let start = data_start.saturating_add(entry.begin);
+            let end = data_start.saturating_add(entry.end);
+            let bytes = mapped.bytes(path, start, end)?;
+            if !is_all_zero(bytes, entry.dtype) {
+                return Ok(Vec::new());
+            }
+        }
+    }
+    let n = with_b.len();
+    Ok(vec![Finding {
+        code: "PK004",
+        message: format!(
+            "every lora_B tensor of the adapter is all zeros ({n} modules): the LoRA update B·A is zero, so the \
+             adapter is a no-op and the model's output equals the base model's. It was never trained, or the \
+             save went wrong (e.g. saved before training, or from a ZeRO-3 shard without gathering): re-save \
+             from the trained model"
+        ),
+        details: json!({"modules": n, "zero_modules": n}),
+    }])
+}
 
 /// Bytes OR-ed together before each early-exit test.
 const BLOCK: usize = 4096;
 
 /// A read-only map of a whole file.
-pub struct MappedFile {
+struct MappedFile {
     map: Mmap,
 }
 
 impl MappedFile {
-    pub fn open(path: &Path) -> Result<Self> {
+    fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|err| CheckpointError::io(path, &err))?;
         // SAFETY: the map is read-only and private to this call; peftfix never writes the
         // adapter it checks. Another process truncating the file while it is scanned could
@@ -32,7 +78,7 @@ impl MappedFile {
     }
 
     /// The file bytes `[start, end)`; an error when the file is now shorter than that.
-    pub fn bytes(&self, path: &Path, start: u64, end: u64) -> Result<&[u8]> {
+    fn bytes(&self, path: &Path, start: u64, end: u64) -> Result<&[u8]> {
         let range = usize::try_from(start).ok().zip(usize::try_from(end).ok());
         range
             .and_then(|(start, end)| self.map.get(start..end))
@@ -74,7 +120,7 @@ fn mask(dtype: Dtype) -> u64 {
 }
 
 /// Whether `bytes` (whole elements of `dtype`, starting on an element boundary) are all zero.
-pub fn is_all_zero(bytes: &[u8], dtype: Dtype) -> bool {
+fn is_all_zero(bytes: &[u8], dtype: Dtype) -> bool {
     let mask = mask(dtype);
     let mask_bytes = mask.to_le_bytes();
     for block in bytes.chunks(BLOCK) {
@@ -102,7 +148,27 @@ pub fn is_all_zero(bytes: &[u8], dtype: Dtype) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::checkpoint::LoadAs;
+    use crate::test_support::{fixture, qv_tensors, CONFIG_QV};
+
+    #[test]
+    fn zero_lora_b_is_pk004() {
+        let fx = fixture(LoadAs::CausalLm);
+        let report = fx.check("zero", &qv_tensors("model.", 0), Some(CONFIG_QV));
+        assert_eq!(report.codes(), ["PK004"]);
+        assert_eq!(
+            report.findings[0].details,
+            json!({"modules": 4, "zero_modules": 4})
+        );
+        // Negative zeros are zeros; one non-zero B anywhere means a live adapter.
+        let mut t = qv_tensors("model.", 0);
+        t[1].3 = 0x80; // f32 bytes 80 80 80 80 are not -0.0...
+        let report = fx.check("nonzero", &t, Some(CONFIG_QV));
+        assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    }
 
     #[test]
     fn zeros_and_negative_zeros() {

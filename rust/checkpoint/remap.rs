@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustc_hash::FxHashSet;
 
-use crate::adapter_config::CONFIG_FILE;
-use crate::adapter_keys::{peft_wrapper_len, PEFT_PREFIX, UNPLACED};
-use crate::adapter_path::{self, WEIGHTS_FILE};
-use crate::ckpt_error::{CheckpointError, ErrorKind, Result};
-use crate::safetensors_header::Header;
+use crate::checkpoint::adapter_config::CONFIG_FILE;
+use crate::checkpoint::adapter_keys::{peft_wrapper_len, PEFT_PREFIX, UNPLACED};
+use crate::checkpoint::adapter_path::{self, WEIGHTS_FILE};
+use crate::checkpoint::error::{CheckpointError, ErrorKind, Result};
+use crate::safetensors::Header;
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -217,7 +217,7 @@ pub fn write_remapped(adapter: &Path, out: &Path, strip: &str, add: &str) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::safetensors_header::tests::file_bytes;
+    use crate::test_support::file_bytes;
 
     fn parse_file_bytes(bytes: &[u8]) -> std::result::Result<Header, ErrorKind> {
         Header::from_file_bytes(bytes)
