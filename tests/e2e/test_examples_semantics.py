@@ -1,4 +1,4 @@
-"""The fixable examples go wrong the way their seed article says, and `peftfix --apply` makes them right.
+"""The fixable examples go wrong the way their docstring says, and `peftfix --apply` makes them right.
 
 Each test copies one script from ``examples/`` into a temporary directory, runs it for real (CPU, tiny Llama
 from ``tests/conftest.py``), checks the *before* behaviour, runs ``peftfix --apply`` on the copy, checks that a
