@@ -64,9 +64,16 @@ class Fix:
     applicability: Applicability
     message: str
     edits: tuple[Edit, ...]
+    # The fix exists but its edits were not built (building them needs a full syntax tree of the file, which
+    # only applying or showing a fix pays for).
+    deferred: bool = False
+
+    @property
+    def available(self) -> bool:
+        return bool(self.edits) or self.deferred
 
     def is_applicable(self, unsafe_fixes: bool) -> bool:
-        if not self.edits:
+        if not self.available:
             return False
         if self.applicability is Applicability.SAFE:
             return True
@@ -149,10 +156,7 @@ class Finding:
         """An unsafe fix that `--unsafe-fixes` would enable."""
         fix = self.diagnostic.fix
         return (
-            not self.fix_applicable
-            and fix is not None
-            and fix.applicability is Applicability.UNSAFE
-            and bool(fix.edits)
+            not self.fix_applicable and fix is not None and fix.applicability is Applicability.UNSAFE and fix.available
         )
 
 

@@ -312,10 +312,10 @@ class TestExitCodes:
         real_check_bytes = engine.check_bytes
         write(project / "other.py", RANK_AND_DROPOUT)
 
-        def crashing(data, filename, settings, fix=False):
+        def crashing(data, filename, settings, fix=False, **options):
             if filename == "other.py":
                 raise RuntimeError("boom")
-            return real_check_bytes(data, filename, settings, fix)
+            return real_check_bytes(data, filename, settings, fix, **options)
 
         monkeypatch.setattr(engine, "check_bytes", crashing)
         result = invoke(["--format", "json", "."], cwd=project)
@@ -574,8 +574,8 @@ def test_dropped_fix_is_reported(invoke, project, monkeypatch):
 
     real_check_bytes = engine.check_bytes
 
-    def dropping(data, filename, settings, fix=False):
-        outcome = real_check_bytes(data, filename, settings, fix)
+    def dropping(data, filename, settings, fix=False, **options):
+        outcome = real_check_bytes(data, filename, settings, fix, **options)
         outcome.dropped = [item for item in outcome.diagnostics if item.code == "PF302"]
         return outcome
 

@@ -113,11 +113,13 @@ def check_command(
         raise UsageProblem("'-' (stdin) cannot be combined with other paths")
     mode = FixMode.APPLY if apply_fixes else FixMode.DIFF if show_diff else FixMode.CHECK
     configs = _config_resolver(select, ignore, extend_select, unsafe_fixes, config_file)
+    # JSON and SARIF show the edits of each fix: only they (and fixing) pay for building them.
+    with_edits = output_format in ("json", "sarif")
 
     if read_stdin:
-        run = _check_stdin(configs, stdin_filename, mode)
+        run = _check_stdin(configs, stdin_filename, mode, with_edits)
     else:
-        run = _check_paths(configs, list(paths) or ["."], mode, respect_gitignore)
+        run = _check_paths(configs, list(paths) or ["."], mode, respect_gitignore, with_edits)
 
     _report_errors(run.errors)
     _report_dropped_fixes(run.dropped_fixes)
@@ -162,7 +164,7 @@ def _binary(stream: Any) -> Any:
     return getattr(stream, "buffer", stream)
 
 
-def _check_stdin(configs: ConfigResolver, stdin_filename: Optional[str], mode: FixMode) -> CheckRun:
+def _check_stdin(configs: ConfigResolver, stdin_filename: Optional[str], mode: FixMode, with_edits: bool) -> CheckRun:
     from peftfix.source.config import ConfigError
     from peftfix.source.runner import FixMode, run_stdin
 
@@ -171,7 +173,7 @@ def _check_stdin(configs: ConfigResolver, stdin_filename: Optional[str], mode: F
     except ConfigError as error:
         raise UsageProblem(str(error)) from error
     data = _binary(sys.stdin).read()
-    run, fixed_output = run_stdin(data, stdin_filename or "-", settings, mode)
+    run, fixed_output = run_stdin(data, stdin_filename or "-", settings, mode, with_edits)
     if mode is FixMode.APPLY:
         stdout = _binary(sys.stdout)
         stdout.write(fixed_output)
@@ -179,7 +181,9 @@ def _check_stdin(configs: ConfigResolver, stdin_filename: Optional[str], mode: F
     return run
 
 
-def _check_paths(configs: ConfigResolver, paths: list[str], mode: FixMode, respect_gitignore: bool) -> CheckRun:
+def _check_paths(
+    configs: ConfigResolver, paths: list[str], mode: FixMode, respect_gitignore: bool, with_edits: bool
+) -> CheckRun:
     from peftfix.source import runner
     from peftfix.source.config import ConfigError
 
@@ -188,4 +192,4 @@ def _check_paths(configs: ConfigResolver, paths: list[str], mode: FixMode, respe
             configs.for_path(path)  # every configuration error before any file is touched
     except ConfigError as error:
         raise UsageProblem(str(error)) from error
-    return runner.run_check(paths, configs, mode, respect_gitignore=respect_gitignore)
+    return runner.run_check(paths, configs, mode, respect_gitignore=respect_gitignore, with_edits=with_edits)

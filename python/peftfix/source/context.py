@@ -1,7 +1,8 @@
-"""Everything the rules of one file share: the parsed module, its metadata (computed once) and edit builders.
+"""A file's libcst tree with its positions (computed once) and the edit builders fixes use.
 
-Rules never touch text directly: they ask the context for edits, which it expresses as offsets into the
-decoded source plus 1-based locations. An edit is trimmed to the span that really changes, so a fix that
+Only fixes need this (the analysis runs on ``ast``): it is built when a fix is applied or shown. Fixes never
+touch text directly: they ask the context for edits, which it expresses as offsets into the decoded source plus
+1-based locations. An edit is trimmed to the span that really changes, so a fix that
 rebuilds a whole call with libcst still shows up as the few characters it alters.
 """
 
@@ -18,14 +19,12 @@ from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 from peftfix.diagnostics import Edit, Location
 from peftfix.source.edits.sequences import append_element
 from peftfix.source.name_index import NameIndex
-from peftfix.source.settings import Settings
 
 
 class FileContext:
-    def __init__(self, source: str, filename: str, settings: Settings, module: cst.Module):
+    def __init__(self, source: str, filename: str, module: cst.Module):
         self.source = source
         self.filename = filename
-        self.settings = settings
         self.wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
         self.module = self.wrapper.module
         # Positions (for anything reported) cost a full pass over the tree and the name index (for fixes that
@@ -55,6 +54,8 @@ class FileContext:
         )
 
     def offset(self, line: int, column: int) -> int:
+        if line > len(self._line_starts):  # the end of a file without a final newline
+            return len(self.source)
         return self._line_starts[line - 1] + column
 
     def location(self, offset: int) -> Location:

@@ -29,6 +29,10 @@ PREFILTER_NEEDLES: tuple[bytes, ...] = (
 )
 
 
+# Rounds of following imports from skipped files to files that passed (main.py -> jobs.py -> pipeline.py).
+IMPORT_ROUNDS = 3
+
+
 @dataclass(frozen=True)
 class Discovery:
     """The result of discovery.
@@ -52,17 +56,40 @@ def find_python_files(
     """Find the Python files under `paths` (see `peftfix._native.walk` for the exact rules).
 
     A path naming a file is always included, whatever its name and even if ignored or excluded. With
-    `prefilter`, files that mention none of `PREFILTER_NEEDLES` are dropped and counted in `skipped`.
+    `prefilter`, files that mention none of `PREFILTER_NEEDLES` are dropped and counted in `skipped` — unless
+    they import a module that passed (a `main.py` that only calls `from pipeline import Job`, where `pipeline.py`
+    loads the adapter): the analysis follows such imports, so those files are checked too.
     """
     path_list = [os.fspath(path) for path in paths]
     exclude_list = list(exclude)
-    if prefilter:
-        files, skipped, errors = _native.find_candidates(
-            path_list, exclude_list, respect_gitignore, needles=PREFILTER_NEEDLES
-        )
-        return Discovery(files=files, skipped=skipped, errors=errors)
     files, errors = _native.walk(path_list, exclude_list, respect_gitignore)
-    return Discovery(files=files, skipped=0, errors=errors)
+    if not prefilter:
+        return Discovery(files=files, skipped=0, errors=errors)
+    relevant = _native.mentions(files, PREFILTER_NEEDLES)
+    chosen = {file for file, keep in zip(files, relevant, strict=True) if keep}
+    for _ in range(IMPORT_ROUNDS):
+        rest = [file for file in files if file not in chosen]
+        needles = _import_needles(chosen)
+        if not rest or not needles:
+            break
+        found = {file for file, keep in zip(rest, _native.mentions(rest, needles), strict=True) if keep}
+        if not found:
+            break
+        chosen |= found
+    kept = [file for file in files if file in chosen]
+    return Discovery(files=kept, skipped=len(files) - len(kept), errors=errors)
+
+
+def _import_needles(files: Iterable[str]) -> list[bytes]:
+    """Byte strings that an import of one of ``files`` contains (`import m`, `from m import`, `from .m`)."""
+    needles: set[bytes] = set()
+    for file in files:
+        name = os.path.basename(file)
+        stem = os.path.basename(os.path.dirname(file)) if name == "__init__.py" else name[: -len(".py")]
+        if stem.isidentifier():
+            encoded = stem.encode()
+            needles |= {b"import " + encoded, encoded + b" import", b"." + encoded}
+    return sorted(needles)
 
 
 def mentions_checked_libraries(paths: Sequence[str | os.PathLike[str]]) -> list[bool]:

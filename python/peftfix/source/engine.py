@@ -1,74 +1,105 @@
-"""The source engine: decode, parse once, run every enabled rule over one data-flow pass, fix, encode.
+"""The source engine: decode, parse once with CPython's ``ast``, run every enabled rule over one whole-program
+data-flow analysis, build and apply fixes, encode.
 
-``check_bytes`` is what the CLI and the runner call for each file; ``check_source`` and ``fix_source`` are the
-library entry points for text already in memory.
+``check_bytes`` is what the runner calls for each file; ``check_source`` and ``fix_source`` are the library
+entry points for text already in memory. An analysis starts at one file and follows calls into the project's
+other modules, so it may report findings located in those modules too (``FileOutcome.foreign``): a finding is
+reported where its fix goes.
+
+libcst is used for one thing only: building the edits of a fix (``materialize``), when a fix is applied or shown.
 """
 
 from __future__ import annotations
 
 import ast
-import io
-import tokenize
+import contextlib
+import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Optional
 
-import libcst as cst
-
-from peftfix.diagnostics import Applicability, Diagnostic, Location
+from peftfix.diagnostics import Applicability, Diagnostic, Edit, Fix, Location
 from peftfix.source import fixer
-from peftfix.source.context import FileContext
-from peftfix.source.flow.interpreter import Interpreter
+from peftfix.source.decoding import SourceError, decode
+from peftfix.source.edits.bridge import FixContext, FixUnavailable
+from peftfix.source.flow.interpreter import Analysis
+from peftfix.source.flow.project import Project
+from peftfix.source.module import SourceModule
 from peftfix.source.registry import ALL_RULES, default_settings
-from peftfix.source.rule import Rule
+from peftfix.source.rule import Reported, Rule
 from peftfix.source.rules.pf000_parse_error import ParseError
 from peftfix.source.settings import Settings
 from peftfix.source.suppression import is_suppressed, suppressions
+
+__all__ = ["FileOutcome", "SourceError", "check_bytes", "check_source", "decode", "fix_source"]
+
+# The analysis recurses once per nesting level of an expression; CPython accepts deeper nesting than the default
+# limit lets an interpreter written in Python walk (a 2,000-call chain, a 20,000-term concatenation).
+RECURSION_LIMIT = 100_000
 
 
 @dataclass
 class FileOutcome:
     filename: str
-    diagnostics: list[Diagnostic]  # what remains to report (after fixes when fixing)
+    diagnostics: list[Diagnostic]  # what remains to report in this file (after fixes when fixing)
     fixed: list[Diagnostic] = field(default_factory=list)
     dropped: list[Diagnostic] = field(default_factory=list)  # fixes dropped because they broke the file
     source: Optional[str] = None  # the decoded original; None when it could not be decoded
     new_source: Optional[str] = None  # the fixed text, None when unchanged
     new_bytes: Optional[bytes] = None  # new_source encoded as the original was
+    foreign: list[Diagnostic] = field(default_factory=list)  # findings this analysis located in other files
+    touched: list[str] = field(default_factory=list)  # the files this analysis interpreted
 
 
-class SourceError(Exception):
-    """The bytes are not Python source we can check (binary, undecodable, or unparsable)."""
-
-    def __init__(self, message: str, location: Location = Location(1, 1)):
-        super().__init__(message)
-        self.location = location
-
-
-def check_bytes(data: bytes, filename: str, settings: Settings, fix: bool = False) -> FileOutcome:
+def check_bytes(
+    data: bytes,
+    filename: str,
+    settings: Settings,
+    fix: bool = False,
+    *,
+    project: Optional[Project] = None,
+    with_edits: bool = True,
+    importers: Iterable[str] = (),
+) -> FileOutcome:
+    """Check one file's content. ``with_edits``: build the edits of its fixes (else fixes are only planned);
+    ``importers``: files whose analysis reaches this one, re-run when fixing it."""
     try:
         source, encoding = decode(data)
     except SourceError as error:
         return FileOutcome(filename, _parse_error(error, filename, settings))
     if not fix:
-        return FileOutcome(filename, check_source(source, filename, settings), source=source)
-    outcome = fix_source(source, filename, settings)
+        return _check(source, filename, settings, project, with_edits)
+    outcome = fix_source(source, filename, settings, project=project, importers=importers)
     if outcome.new_source is not None:
         outcome.new_bytes = outcome.new_source.encode(encoding)
     return outcome
 
 
-def check_source(source: str, filename: str = "<stdin>", settings: Optional[Settings] = None) -> list[Diagnostic]:
-    settings = settings or default_settings()
-    try:
-        return _lint(source, filename, settings)
-    except SourceError as error:
-        return _parse_error(error, filename, settings)
+def check_source(
+    source: str, filename: str = "<stdin>", settings: Optional[Settings] = None, project: Optional[Project] = None
+) -> list[Diagnostic]:
+    """The diagnostics of one file's text, with the edits of their fixes."""
+    return _check(source, filename, settings or default_settings(), project, True).diagnostics
 
 
-def fix_source(source: str, filename: str = "<stdin>", settings: Optional[Settings] = None) -> FileOutcome:
+def fix_source(
+    source: str,
+    filename: str = "<stdin>",
+    settings: Optional[Settings] = None,
+    project: Optional[Project] = None,
+    importers: Iterable[str] = (),
+) -> FileOutcome:
     settings = settings or default_settings()
+    project = project if project is not None else Project()
+    importer_paths = list(importers)
+
+    def lint(text: str) -> list[Diagnostic]:
+        module = parse(text, filename)
+        reported = _analyse(module, settings, project, importer_paths)
+        return materialize(item for item in reported if item.module.filename == filename)
+
     try:
-        result = fixer.fix_until_stable(source, lambda text: _lint(text, filename, settings), settings.unsafe_fixes)
+        result = fixer.fix_until_stable(source, lint, settings.unsafe_fixes)
     except SourceError as error:  # only the original can fail to parse: fixes that break the file are dropped
         return FileOutcome(filename, _parse_error(error, filename, settings), source=source)
     changed = result.source if result.source != source else None
@@ -82,82 +113,62 @@ def fix_source(source: str, filename: str = "<stdin>", settings: Optional[Settin
     )
 
 
-def decode(data: bytes) -> tuple[str, str]:
-    """Decode source bytes as Python does (BOM, PEP 263 cookie, else UTF-8); binary input is refused."""
-    if b"\x00" in data:
-        raise SourceError("binary file (contains NUL bytes); not Python source")
+def parse(source: str, filename: str) -> SourceModule:
+    """Parse with CPython's own parser, the reference: what it rejects is a parse error (PF000)."""
     try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-        return data.decode(encoding), encoding
-    except (SyntaxError, LookupError) as error:
-        # detect_encoding also gives up on undecodable bytes in the first two lines: name the byte then.
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError as undecodable:
-            raise _undecodable(data, undecodable) from None
-        raise SourceError(f"cannot determine the file's encoding: {error}") from None
-    except UnicodeDecodeError as error:
-        raise _undecodable(data, error) from None
-
-
-def _undecodable(data: bytes, error: UnicodeDecodeError) -> SourceError:
-    line = data[: error.start].count(b"\n") + 1
-    return SourceError(
-        f"not valid {error.encoding} text (byte 0x{data[error.start]:02x} at offset {error.start}); not checked",
-        Location(line, 1),
-    )
-
-
-def _parse(source: str) -> cst.Module:
-    """Parse with libcst, after CPython's own parser has vouched for the text.
-
-    CPython's parser goes first because it is the reference (its messages and positions are the ones users
-    know) and because it rejects pathological nesting that would crash libcst's native parser. Syntax newer
-    than the running interpreter is still accepted when libcst parses it.
-    """
-    try:
-        compile(source, "<peftfix>", "exec", ast.PyCF_ONLY_AST | ast.PyCF_TYPE_COMMENTS, dont_inherit=True)
-        cpython_error = None
+        tree = ast.parse(source, filename=filename, type_comments=False)
     except SyntaxError as error:
-        cpython_error = error
-        if "too many nested" in str(error.msg) or "too complex" in str(error.msg):
-            raise SourceError(f"syntax error: {error.msg}", _error_location(error)) from None
+        raise SourceError(
+            f"syntax error: {error.msg}", Location(error.lineno or 1, max(error.offset or 1, 1))
+        ) from None
     except (RecursionError, MemoryError, ValueError) as error:
         raise SourceError(f"cannot parse: {type(error).__name__}: {error or 'nested too deeply'}") from None
+    return SourceModule(source, filename, tree)
+
+
+def _check(source: str, filename: str, settings: Settings, project: Optional[Project], with_edits: bool) -> FileOutcome:
     try:
-        return cst.parse_module(source)
-    except cst.ParserSyntaxError as error:
-        if cpython_error is not None:
-            raise SourceError(f"syntax error: {cpython_error.msg}", _error_location(cpython_error)) from None
-        message = str(error).splitlines()[0] if str(error) else "invalid syntax"
-        raise SourceError(f"syntax error: {message}", Location(error.raw_line, error.raw_column + 1)) from None
-    except Exception as error:  # the native parser rejects a few inputs without a ParserSyntaxError
-        raise SourceError(f"cannot parse: {error}") from None
+        module = parse(source, filename)
+    except SourceError as error:
+        return FileOutcome(filename, _parse_error(error, filename, settings), source=source)
+    project = project if project is not None else Project()
+    touched: list[str] = []
+    reported = _analyse(module, settings, project, (), touched)
+    diagnostics = materialize(reported) if with_edits else [item.diagnostic for item in reported]
+    own = sorted((d for d in diagnostics if d.filename == filename), key=Diagnostic.sort_key)
+    foreign = sorted((d for d in diagnostics if d.filename != filename), key=Diagnostic.sort_key)
+    return FileOutcome(filename, own, source=source, foreign=foreign, touched=touched)
 
 
-def _error_location(error: SyntaxError) -> Location:
-    return Location(error.lineno or 1, max(error.offset or 1, 1))
-
-
-def _lint(source: str, filename: str, settings: Settings) -> list[Diagnostic]:
+@contextlib.contextmanager
+def _deep_recursion() -> Iterator[None]:
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(previous, RECURSION_LIMIT))
     try:
-        return _lint_parsed(source, _parse(source), filename, settings)
-    except RecursionError:
-        # libcst's visitors recurse once per nesting level; CPython accepts deeper nesting than they can walk.
-        raise SourceError("the code is nested too deeply to analyse (not modified)") from None
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
 
 
-def _lint_parsed(source: str, module: cst.Module, filename: str, settings: Settings) -> list[Diagnostic]:
-    ctx = FileContext(source, filename, settings, module)
-    found: dict[tuple[str, int], Diagnostic] = {}
+def _analyse(
+    module: SourceModule,
+    settings: Settings,
+    project: Project,
+    importers: Iterable[str] = (),
+    touched: Optional[list[str]] = None,
+) -> list[Reported]:
+    """Every finding of the analyses that start at ``module`` and at each of ``importers`` (with ``module``'s
+    text standing for its file), deduplicated, suppression comments honoured."""
+    project.add(module)
+    found: dict[tuple[str, str, int], Reported] = {}
 
-    def sink(diagnostic: Diagnostic, start: int) -> None:
-        key = (diagnostic.code, start)
+    def sink(item: Reported) -> None:
+        key = (item.diagnostic.filename, item.diagnostic.code, item.start)
         previous = found.get(key)
-        if previous is None or _fix_rank(diagnostic) > _fix_rank(previous):
-            found[key] = diagnostic
+        if previous is None or _fix_rank(item) > _fix_rank(previous):
+            found[key] = item
 
-    rules = [rule(ctx, sink) for rule in ALL_RULES if rule.code in settings.enabled and rule.EVENTS]
+    rules = [rule(settings, sink) for rule in ALL_RULES if rule.code in settings.enabled and rule.EVENTS]
     by_event: dict = {}
     for rule in rules:
         for event_kind in rule.EVENTS:
@@ -172,18 +183,68 @@ def _lint_parsed(source: str, module: cst.Module, filename: str, settings: Setti
         for rule in finals:
             rule.on_final(history)
 
-    Interpreter(ctx, on_event, on_final).run()
-    silenced = suppressions(source)
-    diagnostics = [
-        d for d in found.values() if d.location is None or not is_suppressed(d.code, d.location.row, silenced)
-    ]
+    entries = [module]
+    for path in importers:
+        importer = project.module_at(path)
+        if importer is not None and importer.filename != module.filename:
+            entries.append(importer)
+    with _deep_recursion():
+        for entry in entries:
+            analysis = Analysis(project, on_event, on_final)
+            with contextlib.suppress(RecursionError):  # deeper than even the raised limit: what was found stands
+                analysis.run(entry)
+            if touched is not None:
+                touched.extend(sorted(m.filename for m in analysis.touched if m.filename != module.filename))
+    silenced: dict[str, dict[int, frozenset]] = {}
+    kept = []
+    for item in found.values():
+        diagnostic = item.diagnostic
+        if item.module.filename not in silenced:
+            silenced[item.module.filename] = suppressions(item.module.source)
+        location = diagnostic.location
+        if location is not None and is_suppressed(diagnostic.code, location.row, silenced[item.module.filename]):
+            continue
+        kept.append(item)
+    return kept
+
+
+def materialize(reported: Iterable[Reported]) -> list[Diagnostic]:
+    """The diagnostics with the edits of their fixes built (libcst, once per module that has a fix to build).
+    A fix whose edits cannot be built is dropped; the finding stays."""
+    contexts: dict[str, Optional[FixContext]] = {}
+    diagnostics = []
+    for item in reported:
+        diagnostic = item.diagnostic
+        if item.build is not None and diagnostic.fix is not None:
+            filename = item.module.filename
+            if filename not in contexts:
+                try:
+                    contexts[filename] = FixContext(item.module)
+                except Exception:  # libcst cannot parse what CPython accepts: no fix for this file
+                    contexts[filename] = None
+            context = contexts[filename]
+            diagnostic.fix = _built_fix(diagnostic.fix, item, context) if context is not None else None
+        diagnostics.append(diagnostic)
     return sorted(diagnostics, key=Diagnostic.sort_key)
 
 
-def _fix_rank(diagnostic: Diagnostic) -> int:
-    if diagnostic.fix is None or not diagnostic.fix.edits:
+def _built_fix(planned: Fix, item: Reported, context: FixContext) -> Optional[Fix]:
+    assert item.build is not None
+    try:
+        edits = list(item.build(context))
+    except (FixUnavailable, RecursionError):
+        return None
+    if not edits or any(edit is None for edit in edits):
+        return None
+    built: list[Edit] = [edit for edit in edits if edit is not None]
+    return Fix(planned.applicability, planned.message, tuple(sorted(built, key=lambda edit: edit.start_offset)))
+
+
+def _fix_rank(item: Reported) -> int:
+    fix = item.diagnostic.fix
+    if fix is None or not fix.available:
         return 0
-    return {Applicability.SAFE: 3, Applicability.UNSAFE: 2}.get(diagnostic.fix.applicability, 1)
+    return {Applicability.SAFE: 3, Applicability.UNSAFE: 2}.get(fix.applicability, 1)
 
 
 def _parse_error(error: SourceError, filename: str, settings: Settings) -> list[Diagnostic]:

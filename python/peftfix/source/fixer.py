@@ -8,10 +8,9 @@ reported; the others are kept.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import libcst as cst
 
 from peftfix.diagnostics import Diagnostic, Edit
 
@@ -73,9 +72,10 @@ def apply_fixes(source: str, diagnostics: list[Diagnostic]) -> str:
 
 
 def parses(source: str) -> bool:
+    """Whether CPython accepts the text (the parser the analysis uses, and the one that runs the script)."""
     try:
-        cst.parse_module(source)
-    except Exception:  # libcst raises ParserSyntaxError, and a few others on odd input
+        compile(source, "<peftfix>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
     return True
 

@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import ast
 from collections import defaultdict
+from typing import Optional
 
 
 class NameIndex:
-    def __init__(self, source: str, line_starts: list[int]):
+    def __init__(self, source: str, line_starts: list[int], tree: Optional[ast.AST] = None):
         self._source = source
         self._line_starts = line_starts
         self.reads: dict[str, list[int]] = defaultdict(list)  # name -> offsets of its loads
         self.binds: dict[str, list[int]] = defaultdict(list)  # name -> offsets where it is (re)bound
-        try:
-            tree = ast.parse(source)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            # Syntax newer than this interpreter (libcst parsed it): know nothing, so every query is pessimistic.
-            self.complete = False
-            return
+        if tree is None:
+            try:
+                tree = ast.parse(source)
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                # Syntax this interpreter rejects: know nothing, so every query is pessimistic.
+                self.complete = False
+                return
         self.complete = True
         for node in ast.walk(tree):
             if isinstance(node, ast.Name):

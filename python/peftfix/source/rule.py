@@ -2,21 +2,27 @@
 
 A rule is one class in one file under ``rules/``: its code, name, one-line summary, documentation (the
 docstring, in the sections ``explain`` prints), fix availability, and its own ``VALID``/``INVALID`` examples,
-which the test suite runs. Rules subscribe to data-flow events (``EVENTS``) and report findings with fixes
-built from edits; they never rewrite the file themselves — the engine applies fixes.
+which the test suite runs. Rules subscribe to data-flow events (``EVENTS``) and report findings with *planned*
+fixes: how safe the fix is and a builder that makes its edits. The engine builds the edits only when a fix is
+applied or shown, and applies them; a rule never rewrites a file itself.
 """
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Optional
-
-import libcst as cst
+from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 from peftfix.diagnostics import Applicability, Diagnostic, Edit, Fix
-from peftfix.source.context import FileContext
 from peftfix.source.flow.model import Ev, Event
+from peftfix.source.settings import Settings
+
+if TYPE_CHECKING:
+    from peftfix.source.edits.bridge import FixContext
+    from peftfix.source.module import SourceModule
+
+Builder = Callable[["FixContext"], Sequence[Optional[Edit]]]
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,25 @@ class Invalid:
 
     code: str
     fixed: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class PlannedFix:
+    """A fix decided during the analysis; ``build`` makes its edits later (None: display-only)."""
+
+    applicability: Applicability
+    message: str
+    build: Optional[Builder] = None
+
+
+@dataclass
+class Reported:
+    """A diagnostic as the engine receives it: where it starts, in which module, and its fix builder."""
+
+    diagnostic: Diagnostic
+    start: int
+    module: SourceModule
+    build: Optional[Builder]
 
 
 class Rule:
@@ -38,8 +63,8 @@ class Rule:
     VALID: ClassVar[Sequence[str]] = ()
     INVALID: ClassVar[Sequence[Invalid]] = ()
 
-    def __init__(self, ctx: FileContext, sink: Callable[[Diagnostic, int], None]):
-        self.ctx = ctx
+    def __init__(self, settings: Settings, sink: Callable[[Reported], None]):
+        self.settings = settings
         self._sink = sink
 
     # Hooks (override what the rule needs) -------------------------------------------------------------
@@ -52,33 +77,28 @@ class Rule:
 
     # Reporting ------------------------------------------------------------------------------------------
 
-    def report(self, node: cst.CSTNode, message: str, fix: Optional[Fix] = None, **details) -> None:
-        start, end = self.ctx.span_of(node)
+    def report(
+        self, module: SourceModule, node: ast.AST, message: str, fix: Optional[PlannedFix] = None, **details: Any
+    ) -> None:
+        start, end = module.span(node)
         diagnostic = Diagnostic(
             code=self.code,
             message=message,
-            filename=self.ctx.filename,
-            location=self.ctx.location(start),
-            end_location=self.ctx.location(end),
-            fix=fix,
+            filename=module.filename,
+            location=module.location(start),
+            end_location=module.location(end),
+            fix=Fix(fix.applicability, fix.message, (), deferred=fix.build is not None) if fix else None,
             details=details,
         )
-        self._sink(diagnostic, start)
+        self._sink(Reported(diagnostic, start, module, fix.build if fix else None))
 
     @staticmethod
-    def make_fix(message: str, applicability: Applicability, edits: Sequence[Optional[Edit]]) -> Optional[Fix]:
-        """A fix, or None when one of its edits could not be built (the finding is then reported without one)."""
-        built = [edit for edit in edits if edit is not None]
-        if not edits or len(built) != len(edits):
-            return None
-        return Fix(applicability, message, tuple(sorted(built, key=lambda edit: edit.start_offset)))
+    def plan(message: str, applicability: Applicability, build: Builder) -> PlannedFix:
+        return PlannedFix(applicability, message, build)
 
     @staticmethod
-    def display_only(message: str) -> Fix:
-        return Fix(Applicability.DISPLAY_ONLY, message, ())
-
-    def line(self, node: cst.CSTNode) -> int:
-        return self.ctx.line_of(node)
+    def display_only(message: str) -> PlannedFix:
+        return PlannedFix(Applicability.DISPLAY_ONLY, message, None)
 
 
 def subscribes(*events: Ev) -> frozenset:

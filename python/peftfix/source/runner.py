@@ -3,6 +3,11 @@
 Each file is read, checked and (with `--apply`) written back inside one job, so a worker process never ships
 file contents back, and one file's failure (unreadable, unwritable, an engine crash) is reported as an error
 for that file while every other file is still checked.
+
+The analysis of one file follows calls into the project's other modules and may find pitfalls located in them
+(a finding goes where its fix goes). So a check runs in two phases: every file is analysed; then, with
+`--apply`/`--diff`, each file that has a fix to apply is fixed with the analyses that reach it run again on
+its new text.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from peftfix.about import debug_enabled
 from peftfix.diagnostics import Diagnostic, Finding, Report
@@ -43,12 +48,17 @@ class FileJob:
     display_name: str  # what diagnostics and diffs call the file
     settings: Settings
     mode: FixMode
+    roots: tuple[str, ...] = ()  # the project's roots, where its imports are resolved
+    with_edits: bool = False  # build the edits of fixes (for JSON/SARIF); --apply/--diff always do
+    importers: tuple[str, ...] = ()  # files whose analysis reaches this one (re-run when fixing it)
 
 
 @dataclass
 class FileResult:
     display_name: str
     findings: list[Finding] = field(default_factory=list)
+    foreign: list[Diagnostic] = field(default_factory=list)  # found by this file's analysis in other files
+    touched: list[str] = field(default_factory=list)  # the other files this file's analysis interpreted
     fixed: list[Diagnostic] = field(default_factory=list)
     diff: Optional[str] = None  # FixMode.DIFF: unified diff of what --apply would change
     dropped: list[Diagnostic] = field(default_factory=list)  # fixes left out: they broke the file
@@ -135,13 +145,18 @@ def write_atomically(path: Path | str, data: bytes) -> None:
 # --- checking one file --------------------------------------------------------------------------------------
 
 
-def _findings(diagnostics: Iterable[Diagnostic], settings: Settings, fixes_attempted: bool = False) -> list[Finding]:
+def _findings(
+    diagnostics: Iterable[Diagnostic], settings: Optional[Settings], fixes_attempted: bool = False
+) -> list[Finding]:
     """Wrap diagnostics with whether `--apply` would fix them. After a fix run, what remains was not fixed by
     it (a dropped or conflicting fix), so it is not advertised as fixable again."""
     return [
         Finding(
             diagnostic,
-            not fixes_attempted and diagnostic.fix is not None and diagnostic.fix.is_applicable(settings.unsafe_fixes),
+            not fixes_attempted
+            and settings is not None
+            and diagnostic.fix is not None
+            and diagnostic.fix.is_applicable(settings.unsafe_fixes),
         )
         for diagnostic in diagnostics
     ]
@@ -153,17 +168,40 @@ def _describe_exception(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+_PROJECTS: dict[tuple[str, ...], Any] = {}
+
+
+def _project(roots: tuple[str, ...]) -> Any:
+    """One project per set of roots and process: its files are parsed once for every job."""
+    from peftfix.source.flow.project import Project
+
+    project = _PROJECTS.get(roots)
+    if project is None:
+        project = _PROJECTS[roots] = Project(roots)
+    return project
+
+
 def check_data(data: bytes, job: FileJob) -> FileResult:
     """Check content already read and, unless ``job.mode`` is CHECK, fix it in memory; never writes."""
     from peftfix.source.engine import check_bytes
 
     result = FileResult(job.display_name)
     try:
-        outcome = check_bytes(data, job.display_name, job.settings, job.mode is not FixMode.CHECK)
+        outcome = check_bytes(
+            data,
+            job.display_name,
+            job.settings,
+            job.mode is not FixMode.CHECK,
+            project=_project(job.roots),
+            with_edits=job.with_edits,
+            importers=job.importers,
+        )
     except Exception as error:  # an engine bug must cost one file, not the run
         result.error = f"internal error while checking: {_describe_exception(error)}"
         return result
 
+    result.foreign = list(outcome.foreign)
+    result.touched = list(outcome.touched)
     result.findings = _findings(outcome.diagnostics, job.settings, fixes_attempted=job.mode is FixMode.APPLY)
     result.fixed = list(outcome.fixed)
     result.dropped = list(getattr(outcome, "dropped", ()))
@@ -229,20 +267,30 @@ def _available_cpus() -> int:
 # --- many files ---------------------------------------------------------------------------------------------------
 
 
-def _collect(results: Iterable[FileResult], errors: list[tuple[str, str]]) -> CheckRun:
-    findings: list[Finding] = []
+def _collect(results: Iterable[FileResult], errors: list[tuple[str, str]], settings_for: Any = None) -> CheckRun:
+    findings: dict[tuple, Finding] = {}
     fixed: list[Diagnostic] = []
     dropped: list[Diagnostic] = []
     diffs = []
     for result in results:
-        findings += result.findings
+        for finding in result.findings:
+            findings[_identity(finding.diagnostic)] = finding
+        for diagnostic in result.foreign:
+            settings = settings_for(diagnostic.filename) if settings_for is not None else None
+            if settings is not None and diagnostic.code not in settings.enabled:
+                continue
+            findings.setdefault(_identity(diagnostic), _findings([diagnostic], settings, fixes_attempted=True)[0])
         fixed += result.fixed
         dropped += result.dropped
         if result.diff:
             diffs.append(result.diff)
         if result.error:
             errors.append((result.display_name, result.error))
-    return CheckRun(Report.build(findings, fixed), errors, diffs, sorted(dropped, key=Diagnostic.sort_key))
+    return CheckRun(Report.build(findings.values(), fixed), errors, diffs, sorted(dropped, key=Diagnostic.sort_key))
+
+
+def _identity(diagnostic: Diagnostic) -> tuple:
+    return (diagnostic.filename, diagnostic.code, diagnostic.location, diagnostic.end_location)
 
 
 def discover(
@@ -283,14 +331,84 @@ def run_check(
     mode: FixMode = FixMode.CHECK,
     respect_gitignore: bool = True,
     max_workers: Optional[int] = None,
+    with_edits: bool = False,
 ) -> CheckRun:
     files, errors = discover(paths, configs, respect_gitignore)
-    jobs = [FileJob(os.fspath(path), display_name(path), settings, mode) for path, settings in files]
-    return _collect(_run_jobs(jobs, max_workers), errors)
+    roots = project_roots(paths)
+    jobs = [
+        FileJob(
+            os.fspath(path), display_name(path), settings, FixMode.CHECK, roots, with_edits or mode is not FixMode.CHECK
+        )
+        for path, settings in files
+    ]
+    by_name = {job.display_name: job for job in jobs}
+    results = _run_jobs(jobs, max_workers)
+    if mode is not FixMode.CHECK:
+        results = _fix_phase(results, by_name, mode, max_workers)
+
+    def settings_for(name: str) -> Optional[Settings]:
+        job = by_name.get(name)
+        return job.settings if job is not None else None
+
+    return _collect(results, errors, settings_for)
 
 
-def run_stdin(data: bytes, name: str, settings: Settings, mode: FixMode) -> tuple[CheckRun, bytes]:
+def _fix_phase(
+    results: list[FileResult], jobs: dict[str, FileJob], mode: FixMode, max_workers: Optional[int]
+) -> list[FileResult]:
+    """Re-run, fixing, the files that have a fix to apply — their own findings or those another file's analysis
+    located in them — with the analyses that reach them; the other files keep their check results."""
+    importers: dict[str, set[str]] = {}
+    fixable: set[str] = set()
+    for result in results:
+        for other in result.touched:
+            importers.setdefault(other, set()).add(result.display_name)
+        if any(finding.fix_applicable for finding in result.findings):
+            fixable.add(result.display_name)
+        for diagnostic in result.foreign:
+            job = jobs.get(diagnostic.filename)
+            if (
+                job is not None
+                and diagnostic.fix is not None
+                and diagnostic.fix.is_applicable(job.settings.unsafe_fixes)
+            ):
+                fixable.add(diagnostic.filename)
+    fix_jobs = []
+    for name in sorted(fixable):
+        job = jobs[name]
+        reaching = tuple(jobs[other].path for other in sorted(importers.get(name, ())) if other in jobs)
+        fix_jobs.append(FileJob(job.path, name, job.settings, mode, job.roots, True, reaching))
+    fixed = {result.display_name: result for result in _run_jobs(fix_jobs, max_workers)}
+    merged = []
+    for result in results:
+        again = fixed.get(result.display_name)
+        if again is not None:
+            again.foreign = result.foreign  # what this file's analysis found elsewhere still stands
+            merged.append(again)
+        else:
+            merged.append(result)
+    return merged
+
+
+def project_roots(paths: Sequence[str]) -> tuple[str, ...]:
+    """Where the project's imports are resolved: the directories checked, and those of the files checked."""
+    roots = []
+    for path in paths:
+        if path == "-":
+            continue
+        directory = path if os.path.isdir(path) else os.path.dirname(path) or "."
+        root = os.path.abspath(directory)
+        if root not in roots:
+            roots.append(root)
+    return tuple(roots)
+
+
+def run_stdin(
+    data: bytes, name: str, settings: Settings, mode: FixMode, with_edits: bool = False
+) -> tuple[CheckRun, bytes]:
     """Check content read from stdin; returns the run and, for APPLY, the bytes to write to stdout."""
-    result = check_data(data, FileJob(path="-", display_name=name, settings=settings, mode=mode))
+    roots = project_roots([name if name != "-" else "."])
+    job = FileJob("-", name, settings, mode, roots, with_edits or mode is not FixMode.CHECK)
+    result = check_data(data, job)
     output = result.fixed_bytes if result.fixed_bytes is not None else data
     return _collect([result], []), output

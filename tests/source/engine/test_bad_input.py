@@ -405,8 +405,12 @@ def test_second_fix_run_is_a_no_op_with_the_fake_lint():
 
 def _broken_pf203_fix(self, wrap):
     """PF203's fix, sabotaged: it deletes the load call's closing parenthesis."""
-    _, end = self.ctx.span_of(wrap.node)
-    return self.make_fix("Add `is_trainable=True`", Applicability.SAFE, [self.ctx.edit(end - 1, end, "")])
+
+    def build(context):
+        _, end = wrap.module.span(wrap.node)
+        return [context.cst.edit(end - 1, end, "")]
+
+    return self.plan("Add `is_trainable=True`", Applicability.SAFE, build)
 
 
 SABOTAGED = b"""from peft import LoraConfig, PeftModel
@@ -461,8 +465,11 @@ def test_fix_loop_terminates_with_a_real_rule_that_never_settles(monkeypatch):
     # A sabotaged PF203 fix that never resolves its finding (it adds a space before the load call's closing
     # parenthesis): the loop applies it once per pass and stops after MAX_PASSES.
     def restless_fix(self, wrap):
-        _, end = self.ctx.span_of(wrap.node)
-        return self.make_fix("restless", Applicability.SAFE, [self.ctx.edit(end - 1, end - 1, " ")])
+        def build(context):
+            _, end = wrap.module.span(wrap.node)
+            return [context.cst.edit(end - 1, end - 1, " ")]
+
+        return self.plan("restless", Applicability.SAFE, build)
 
     monkeypatch.setattr(FrozenAdapterTraining, "_fix", restless_fix)
     outcome = check_bytes(FIXABLE, "train.py", DEFAULT, fix=True)

@@ -1,4 +1,4 @@
-"""What transformers, peft, trl and torch calls do to the data-flow model.
+"""What library calls do to the data-flow model, read from the library model (``source/library.toml``).
 
 Callees are recognised by their resolved qualified names (``transformers.AutoModel.from_pretrained``,
 ``peft.get_peft_model``), never by text; methods by the kind of object they are called on.
@@ -6,76 +6,70 @@ Callees are recognised by their resolved qualified names (``transformers.AutoMod
 
 from __future__ import annotations
 
-import re
-from typing import Optional
-
-import libcst as cst
+import ast
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
 from peftfix.source.adapter_config import adapter_task_type
 from peftfix.source.flow.evaluator import Evaluator
+from peftfix.source.flow.library import Argument, CallEntry, library
 from peftfix.source.flow.model import EMPTY, HISTORY_KINDS, Ev, Event, Kind, Obj, State
-from peftfix.source.syntax import argument, dotted_name, iter_string_value, keyword_arg, literal_bool, positional_args
+from peftfix.source.flow.names import dotted_name
 
-# Methods only a model has: a variable they are called on holds a model even when its loading is not shown.
-MODEL_METHODS = frozenset(
-    {
-        "resize_token_embeddings",
-        "merge_and_unload",
-        "unload",
-        "load_adapter",
-        "add_adapter",
-        "set_adapter",
-        "generate",
-        "print_trainable_parameters",
-        "get_base_model",
-        "disable_adapter",
-        "enable_adapter_layers",
-    }
-)
-
-# ``LlamaModel``, ``Qwen2Model``: a bare transformer without task head.
-BARE_MODEL = re.compile(r"^(?!TF|Flax)[A-Z][A-Za-z0-9_]*Model$")
-NOT_BARE = ("PreTrainedModel", "LMHeadModel", "DoubleHeadsModel", "AutoModel")
-LOADER_METHODS = ("from_pretrained", "from_config", "_from_config")
-# Methods that return the model they are called on.
-SELF_RETURNING = frozenset(
-    {
-        "to",
-        "cuda",
-        "cpu",
-        "half",
-        "float",
-        "bfloat16",
-        "double",
-        "eval",
-        "train",
-        "requires_grad_",
-        "get_base_model",
-        "merge_and_unload",
-        "unload",
-    }
-)
-TRAINERS_EXPLICITLY_CAUSAL = ("SFTTrainer",)
+# A TRL trainer given `peft_config=` wraps the model it trains with get_peft_model.
+QUANTIZATION_KEYWORDS = ("load_in_4bit", "load_in_8bit")
 
 
-HEAD_MODEL = re.compile(r"^(?!DataCollator)[A-Z][A-Za-z0-9_]*For[A-Z][A-Za-z0-9]*$")
-
-
-def model_family(class_name: str) -> Optional[str]:
-    """How a transformers class builds a model: 'auto-base', 'bare', 'causal', 'head', or None (not a model)."""
-    if class_name == "AutoModel":
-        return "auto-base"
-    if class_name.endswith(("ForCausalLM", "LMHeadModel")):
-        return "causal"
-    if HEAD_MODEL.match(class_name):
-        return "head"
-    if BARE_MODEL.match(class_name) and not class_name.endswith(NOT_BARE):
-        return "bare"
+def string_value(node: Optional[ast.AST]) -> Optional[str]:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
     return None
 
 
-def is_tokenizer_class(class_name: str) -> bool:
-    return class_name.endswith(("Tokenizer", "TokenizerFast", "Processor"))
+def literal_bool(node: Optional[ast.AST]) -> Optional[bool]:
+    if isinstance(node, ast.Constant) and isinstance(node.value, bool):
+        return node.value
+    return None
+
+
+@dataclass
+class CallArguments:
+    """A call's arguments with their evaluated values (positions before any ``*args`` only)."""
+
+    call: ast.Call
+    positional: list[tuple[ast.expr, frozenset]] = field(default_factory=list)
+    keywords: dict[str, tuple[ast.expr, frozenset]] = field(default_factory=dict)
+    spreads: list[frozenset] = field(default_factory=list)  # the values of `**kwargs`
+
+    def node(self, argument: Optional[Argument]) -> Optional[ast.expr]:
+        found = self._find(argument)
+        return found[0] if found is not None else None
+
+    def value(self, argument: Optional[Argument]) -> frozenset:
+        found = self._find(argument)
+        return found[1] if found is not None else EMPTY
+
+    def _find(self, argument: Optional[Argument]) -> Optional[tuple[ast.expr, frozenset]]:
+        if argument is None:
+            return None
+        position, keyword = argument
+        if keyword in self.keywords:
+            return self.keywords[keyword]
+        if 0 <= position < len(self.positional):
+            return self.positional[position]
+        return None
+
+    def all_values(self) -> list[frozenset]:
+        return [value for _, value in self.positional] + [value for _, value in self.keywords.values()]
+
+    def spread_items(self, key: str) -> list[tuple[Optional[ast.AST], frozenset]]:
+        """What ``**mapping`` arguments pass as ``key`` (from mappings whose keys the flow knows)."""
+        found = []
+        for value in self.spreads:
+            for obj in value:
+                if obj.kind is Kind.MAPPING and key in obj.info["items"]:
+                    found.append((obj.info["nodes"].get(key), obj.info["items"][key]))
+        return found
 
 
 class CallSemantics:
@@ -83,245 +77,320 @@ class CallSemantics:
 
     def __init__(self, interpreter: Evaluator):
         self.interp = interpreter
-        self.ctx = interpreter.ctx
+        self.library = library()
+
+    def event(self, kind: Ev, node: ast.AST, **info: Any) -> Event:
+        return Event(kind, node, self.interp.module, info)
 
     # ------------------------------------------------------------------------------------------ dispatch
 
-    def evaluate(self, call: cst.Call, state: State) -> frozenset:
+    def evaluate(self, call: ast.Call, state: State) -> frozenset:
         func = call.func
-        # ``SFTTrainer(...).train`` resolves to ``trl.SFTTrainer.train`` for libcst: only plain dotted names count.
         qualified = self.interp.qualified(func, state)
         receiver = EMPTY
         callee = EMPTY
         if qualified is None:
-            if isinstance(func, cst.Attribute):
+            if isinstance(func, ast.Attribute):
                 receiver = self.interp.eval(func.value, state)
             else:
                 callee = self.interp.eval(func, state)
-        args = [self.interp.eval(arg.value, state) for arg in call.args]
+        arguments = self.arguments(call, state)
         if qualified is not None:
-            return self.imported_call(call, qualified, args, state)
-        result = EMPTY
+            return self.library_call(call, qualified, arguments, state)
+        if isinstance(func, ast.Attribute):
+            callee = frozenset(obj for obj in self.interp.attribute_values(receiver, func.attr))
         functions = [obj for obj in callee if obj.kind is Kind.FUNCTION]
-        if self._is_linear_helper(call, functions):
-            self._linear_helper(call, args, state)
-        for function in functions:
-            result |= self.interp.call_local_function(call, function.info["node"], args, state)
-        if functions:
+        classes = [obj for obj in callee if obj.kind is Kind.CLASS]
+        if self._names_linear_helper(call):
+            self._linear_helper(call, arguments, state)
+        if functions or classes:
+            result = EMPTY
+            for function in functions:
+                result |= self.interp.call_function(call, function, receiver, arguments, state)
+            for cls in classes:
+                result |= self.interp.construct(call, cls, arguments, state)
             return result
-        if not receiver and isinstance(func, cst.Attribute) and func.attr.value in MODEL_METHODS:
+        if isinstance(func, ast.Attribute) and func.attr in self.library.methods and not receiver:
             receiver = self.materialize(func.value, state)
-        if receiver and isinstance(func, cst.Attribute):  # (a receiver comes only from an attribute call)
-            return self.method_call(call, func.attr.value, receiver, args, state)
+        if receiver and isinstance(func, ast.Attribute):
+            return self.method_call(call, func.attr, receiver, arguments, state)
         models = frozenset(obj for obj in callee if obj.kind in (Kind.MODEL, Kind.PARAM))
         if models:  # model(...) is a forward pass
             return self.forward(call, models, state)
         # An unknown call: what it computes from a loss or from parameters is still tied to that model.
         views = EMPTY
-        for value in args:
+        for value in arguments.all_values():
             views |= frozenset(obj for obj in value if obj.kind in (Kind.OUTPUT, Kind.PARAMETERS))
-        if isinstance(func, cst.Attribute) and func.attr.value == "backward":  # accelerator.backward(loss)
+        if isinstance(func, ast.Attribute) and func.attr == "backward":  # accelerator.backward(loss)
             self._train_from_outputs(call, views, state)
         return views
 
-    def imported_call(self, call: cst.Call, qualified: str, args: list, state: State) -> frozenset:
-        package = qualified.split(".", 1)[0]
-        parts = qualified.split(".")
-        member = parts[-1]
-        owner = parts[-2] if len(parts) >= 2 else ""
-        if package == "transformers":
-            if member in LOADER_METHODS and model_family(owner):
-                return self.load_model(call, owner, member, state)
-            if member == "from_pretrained" and is_tokenizer_class(owner):
-                return self.load_tokenizer(call, state)
-            if model_family(member) and member != "AutoModel" and not member.startswith("AutoModel"):
-                return self.load_model(call, member, "init", state)  # LlamaModel(config)
-            if member == "BitsAndBytesConfig":
-                return self.quant_config(call)
-            if member.endswith("Trainer"):
-                return self.trainer(call, member, args, state)
-            if member in ("AdamW", "Adafactor"):
-                return self.optimizer(args)
-        elif package == "peft":
-            if member == "get_peft_model":
-                return self.get_peft_model(call, args, state)
-            if member == "from_pretrained" and (
-                owner == "PeftModel" or owner.startswith(("PeftModelFor", "PeftMixedModel"))
-            ):
-                return self.load_peft(call, args, state)
-            if member == "from_pretrained" and owner.startswith("AutoPeftModel"):
-                return self.create_peft(call, state)
-            if member in ("prepare_model_for_kbit_training", "prepare_model_for_int8_training"):
-                models = self.model_argument(call, 0, "model", args, state)
-                self.interp.apply(models, Event(Ev.KBIT_PREP, call), state)
-                return models
-            if member.endswith("Config") and member[:1].isupper():
-                return self.peft_config(call, member, args, state)
-        elif package == "trl":
-            if member.endswith("Trainer"):
-                return self.trainer(call, member, args, state)
-        elif package in ("torch", "bitsandbytes"):
-            if parts[1:2] == ["optim"] and "lr_scheduler" not in parts and member[:1].isupper():
-                return self.optimizer(args)
-            if qualified == "torch.compile":
-                return args[0] if args else EMPTY
-        elif package == "os":
-            return self.environment_lookup(call, qualified)
-        if "linear" in member.lower():
-            self._linear_helper(call, args, state)
-        return EMPTY
+    def arguments(self, call: ast.Call, state: State) -> CallArguments:
+        arguments = CallArguments(call)
+        starred = False
+        for arg in call.args:
+            value = self.interp.eval(arg.value if isinstance(arg, ast.Starred) else arg, state)
+            starred = starred or isinstance(arg, ast.Starred)
+            if not starred:
+                arguments.positional.append((arg, value))
+        for keyword in call.keywords:
+            value = self.interp.eval(keyword.value, state)
+            if keyword.arg is None:
+                arguments.spreads.append(value)
+            else:
+                arguments.keywords[keyword.arg] = (keyword.value, value)
+        return arguments
+
+    def library_call(self, call: ast.Call, qualified: str, arguments: CallArguments, state: State) -> frozenset:
+        entry = self.library.call(qualified)
+        if entry is None:
+            if "linear" in qualified.rsplit(".", 1)[-1].lower():
+                self._linear_helper(call, arguments, state)
+            return EMPTY
+        handler = getattr(self, "effect_" + entry.effect.replace("-", "_"))
+        return handler(call, qualified, entry, arguments, state)
 
     # ------------------------------------------------------------------------------------- constructors
 
-    def load_model(self, call: cst.Call, class_name: str, construct: str, state: State) -> frozenset:
+    def effect_load_model(
+        self, call: ast.Call, qualified: str, entry: CallEntry, arguments: CallArguments, state: State
+    ) -> frozenset:
+        construct = entry.get("construct", "from_pretrained")
+        parts = qualified.split(".")
+        class_name = parts[-1] if construct == "init" else parts[-2]
         func = call.func
         # The class for `AutoModel.from_pretrained(...)`, else the callee itself.
-        reference = func.value if construct != "init" and isinstance(func, cst.Attribute) else func
-        trust = keyword_arg(call, "trust_remote_code")
-        event = Event(
+        reference = func.value if construct != "init" and isinstance(func, ast.Attribute) else func
+        trust = arguments.keywords.get("trust_remote_code")
+        event = self.event(
             Ev.CREATE_MODEL,
             call,
-            {
-                "family": model_family(class_name),
-                "class_name": class_name,
-                "ref": reference,
-                "construct": construct,
-                "trust_remote_code": trust is not None and literal_bool(trust.value) is not False,
-                "quantized": self.quantized(call, state),
-            },
+            family=entry.get("family"),
+            class_name=class_name,
+            ref=reference,
+            construct=construct,
+            trust_remote_code=trust is not None and literal_bool(trust[0]) is not False,
+            quantized=self.quantized(arguments, state, bool(entry.get("quantized_default", False))),
+            patches_trainers=bool(entry.get("patches_trainers", False)),
         )
-        obj = self.interp.new_object(Kind.MODEL, state, event)
+        model = self.interp.new_object(Kind.MODEL, state, event)
+        returns = entry.get("returns")
+        if isinstance(returns, list):
+            items = []
+            for item in returns:
+                if item == "model":
+                    items.append(frozenset([model]))
+                elif item == "tokenizer":
+                    tokenizer_event = self.event(Ev.CREATE_TOKENIZER, call, path_key=None)
+                    items.append(frozenset([self.interp.new_object(Kind.TOKENIZER, state, tokenizer_event)]))
+                else:
+                    items.append(EMPTY)
+            return frozenset([Obj(Kind.SEQUENCE, items=tuple(items), node=call)])
+        return frozenset([model])
+
+    def effect_create_peft(
+        self, call: ast.Call, qualified: str, entry: CallEntry, arguments: CallArguments, state: State
+    ) -> frozenset:
+        info = self.trainable_info(arguments, entry)
+        info["quantized"] = self.quantized(arguments, state, False)
+        obj = self.interp.new_object(Kind.MODEL, state, self.event(Ev.CREATE_PEFT, call, **info))
         return frozenset([obj])
 
-    def create_peft(self, call: cst.Call, state: State) -> frozenset:
-        info = self.trainable_info(call)
-        info["quantized"] = self.quantized(call, state)
-        obj = self.interp.new_object(Kind.MODEL, state, Event(Ev.CREATE_PEFT, call, info))
-        return frozenset([obj])
-
-    def load_tokenizer(self, call: cst.Call, state: State) -> frozenset:
-        path = argument(call, 0, "pretrained_model_name_or_path")
-        key = self.value_key(path.value, state) if path is not None else None
-        event = Event(Ev.CREATE_TOKENIZER, call, {"path_key": key})
+    def effect_load_tokenizer(
+        self, call: ast.Call, qualified: str, entry: CallEntry, arguments: CallArguments, state: State
+    ) -> frozenset:
+        path = arguments.node(entry.argument("path"))
+        key = self.value_key(path, arguments.value(entry.argument("path"))) if path is not None else None
+        event = self.event(Ev.CREATE_TOKENIZER, call, path_key=key)
         return frozenset([self.interp.new_object(Kind.TOKENIZER, state, event)])
 
-    def quant_config(self, call: cst.Call) -> frozenset:
-        flags = [
-            literal_bool(arg.value)
-            for arg in call.args
-            if arg.keyword and arg.keyword.value in ("load_in_4bit", "load_in_8bit")
-        ]
+    def effect_quant_config(
+        self, call: ast.Call, qualified: str, entry: CallEntry, arguments: CallArguments, state: State
+    ) -> frozenset:
+        flags = [literal_bool(node) for name, (node, _) in arguments.keywords.items() if name in entry.get("flags", ())]
         # Unknown flag values count as quantized: the config exists to quantize.
         quantized = any(flag is not False for flag in flags)
         return frozenset([Obj(Kind.QUANT_CONFIG, quantized=quantized, node=call)])
 
-    def quantized(self, call: cst.Call, state: State) -> bool:
-        for name in ("load_in_4bit", "load_in_8bit"):
-            arg = keyword_arg(call, name)
-            if arg is not None and literal_bool(arg.value) is not False:
+    def quantized(self, arguments: CallArguments, state: State, default: bool) -> bool:
+        """Whether a loader call quantizes: a true (or computed) `load_in_4bit`/`load_in_8bit`, or a
+        `quantization_config` that is not None, passed directly or through `**kwargs` of known keys."""
+        explicit = False
+        for name in QUANTIZATION_KEYWORDS:
+            sources: list[tuple[Optional[ast.AST], frozenset]] = (
+                [arguments.keywords[name]] if name in arguments.keywords else []
+            )
+            sources += arguments.spread_items(name)
+            for node, value in sources:
+                explicit = True
+                flag = literal_bool(node)
+                if flag is None:
+                    flag = self._const_bool(value)
+                if flag is not False:
+                    return True
+        configs: list[tuple[Optional[ast.AST], frozenset]] = (
+            [arguments.keywords["quantization_config"]] if "quantization_config" in arguments.keywords else []
+        )
+        configs += arguments.spread_items("quantization_config")
+        for node, value in configs:
+            if (isinstance(node, ast.Constant) and node.value is None) or self._is_none_value(value):
+                continue
+            known = [obj for obj in value if obj.kind is Kind.QUANT_CONFIG]
+            if not known or any(config.info["quantized"] for config in known):
                 return True
-        arg = keyword_arg(call, "quantization_config")
-        if arg is None or (isinstance(arg.value, cst.Name) and arg.value.value == "None"):
-            return False
-        configs = [obj for obj in self.interp.eval_quiet(arg.value, state) if obj.kind is Kind.QUANT_CONFIG]
-        return any(config.info["quantized"] for config in configs) if configs else True
+        return default and not explicit
 
-    def peft_config(self, call: cst.Call, class_name: str, args: list, state: State) -> frozenset:
-        task = keyword_arg(call, "task_type")
-        rank = keyword_arg(call, "r")
-        targets = keyword_arg(call, "target_modules")
+    @staticmethod
+    def _is_none_value(value: frozenset) -> bool:
+        return bool(value) and all(obj.kind is Kind.CONST and obj.info.get("value") is None for obj in value)
+
+    @staticmethod
+    def _const_bool(value: frozenset) -> Optional[bool]:
+        flags = {obj.info.get("value") for obj in value if obj.kind is Kind.CONST}
+        if len(flags) == 1 and len(value) == 1:
+            (flag,) = flags
+            return flag if isinstance(flag, bool) else None
+        return None
+
+    def effect_peft_config(
+        self, call: ast.Call, qualified: str, entry: CallEntry, arguments: CallArguments, state: State
+    ) -> frozenset:
+        task = arguments.node(entry.argument("task"))
+        rank = arguments.node(entry.argument("rank"))
+        targets = arguments.node(entry.argument("targets"))
         config = Obj(
             Kind.PEFT_CONFIG,
-            class_name=class_name,
+            class_name=qualified.rsplit(".", 1)[-1],
             node=call,
-            task_type=self.task_type(task.value, state) if task is not None else None,
-            rank=self.int_value(rank.value, state) if rank is not None else None,
-            targets=self.literal_sequence(targets.value, state) if targets is not None else None,
+            task_type=self.task_type(task, arguments.value(entry.argument("task")), state) if task else None,
+            rank=self.int_value(arguments.value(entry.argument("rank"))) if rank is not None else None,
         )
-        self.interp.emit(Event(Ev.PEFT_CONFIG, call, {"config": config}))
+        if targets is not None:
+            literal = self.literal_sequence(targets, arguments.value(entry.argument("targets")))
+            if literal is not None:
+                config.info.update(targets=literal[0], targets_module=literal[1])
+        self.interp.emit(self.event(Ev.PEFT_CONFIG, call, config=config))
         return frozenset([config])
 
-    def trainer(self, call: cst.Call, class_name: str, args: list, state: State) -> frozenset:
-        model_arg = argument(call, 0, "model")
-        models = EMPTY
-        if model_arg is not None:
-            models = frozenset(
-                obj for obj in self.interp.eval_quiet(model_arg.value, state) if obj.kind in HISTORY_KINDS
-            )
-        explicit = class_name in TRAINERS_EXPLICITLY_CAUSAL
-        self.interp.apply(
-            models, Event(Ev.CAUSAL_USE, call, {"reason": f"`{class_name}`", "explicit": explicit}), state
-        )
+    def effect_trainer(
+        self, call: ast.Call, qualified: str, entry: CallEntry, arguments: CallArguments, state: State
+    ) -> frozenset:
+        models = frozenset(obj for obj in arguments.value(entry.argument("model")) if obj.kind in HISTORY_KINDS)
+        if not models:
+            model_node = arguments.node(entry.argument("model"))
+            models = self.materialize(model_node, state) if model_node is not None else EMPTY
+        class_name = qualified.rsplit(".", 1)[-1]
+        explicit = bool(entry.get("causal", False))
+        self.interp.apply(models, self.event(Ev.CAUSAL_USE, call, reason=f"`{class_name}`", explicit=explicit), state)
+        peft_keyword = entry.get("peft_config")
+        if peft_keyword and peft_keyword in arguments.keywords:
+            node, value = arguments.keywords[peft_keyword]
+            if not (isinstance(node, ast.Constant) and node.value is None):
+                configs = frozenset(o for o in value if o.kind is Kind.PEFT_CONFIG)
+                wrap = self.event(Ev.GET_PEFT_MODEL, call, configs=configs, model_arg=None, by_trainer=class_name)
+                self.interp.apply(models, wrap, state)
         return frozenset([Obj(Kind.TRAINER, models=models, node=call)])
 
-    def optimizer(self, args: list) -> frozenset:
+    def effect_optimizer(
+        self, call: ast.Call, qualified: str, entry: CallEntry, arguments: CallArguments, state: State
+    ) -> frozenset:
         models = EMPTY
-        if args:
-            for obj in args[0]:
-                if obj.kind is Kind.PARAMETERS:
-                    models |= obj.models
-                elif obj.kind in HISTORY_KINDS:
-                    models |= frozenset([obj])
+        for obj in arguments.value(entry.argument("params")):
+            if obj.kind is Kind.PARAMETERS:
+                models |= obj.models
+            elif obj.kind in HISTORY_KINDS:
+                models |= frozenset([obj])
         return frozenset([Obj(Kind.OPTIMIZER, models=models)])
 
-    def environment_lookup(self, call: cst.Call, qualified: str) -> frozenset:
-        if qualified in ("os.environ.get", "os.getenv"):
-            name = argument(call, 0, "key")
-            value = iter_string_value(name.value) if name is not None else None
-            default = argument(call, 1, "default")
-            if value is not None:
-                fallback = iter_string_value(default.value) if default is not None else None
-                return self.interp.const(call, fallback, f"env:{value}")
+    def effect_env_lookup(
+        self, call: ast.Call, qualified: str, entry: CallEntry, arguments: CallArguments, state: State
+    ) -> frozenset:
+        name = string_value(arguments.node(entry.argument("name")))
+        if name is None:
+            return EMPTY
+        fallback = string_value(arguments.node(entry.argument("default")))
+        return self.interp.const(call, fallback, f"env:{name}")
+
+    def effect_identity(
+        self, call: ast.Call, qualified: str, entry: CallEntry, arguments: CallArguments, state: State
+    ) -> frozenset:
+        return arguments.value(entry.argument("model"))
+
+    def effect_exit(
+        self, call: ast.Call, qualified: str, entry: CallEntry, arguments: CallArguments, state: State
+    ) -> frozenset:
+        self.interp.end_path(state)
         return EMPTY
 
     # ------------------------------------------------------------------------------------------ peft
 
-    def get_peft_model(self, call: cst.Call, args: list, state: State) -> frozenset:
-        models = self.model_argument(call, 0, "model", args, state)
-        config_arg = argument(call, 1, "peft_config")
-        configs = EMPTY
-        if config_arg is not None:
-            configs = frozenset(
-                o for o in self.interp.eval_quiet(config_arg.value, state) if o.kind is Kind.PEFT_CONFIG
-            )
-        model_arg = argument(call, 0, "model")
-        event = Event(
-            Ev.GET_PEFT_MODEL, call, {"configs": configs, "model_arg": model_arg.value if model_arg else None}
+    def effect_wrap(
+        self, call: ast.Call, qualified: str, entry: CallEntry, arguments: CallArguments, state: State
+    ) -> frozenset:
+        models = self.model_argument(arguments, entry.argument("model"), state)
+        configs = frozenset(o for o in arguments.value(entry.argument("config")) if o.kind is Kind.PEFT_CONFIG)
+        parts = qualified.split(".")
+        callee = ".".join(parts[-2:]) if len(parts) > 2 and parts[-2][:1].isupper() else parts[-1]
+        event = self.event(
+            Ev.GET_PEFT_MODEL,
+            call,
+            configs=configs,
+            model_arg=arguments.node(entry.argument("model")),
+            callee=callee,
+            bound_to=self.interp.assigned_names(call),
         )
         self.interp.apply(models, event, state)
         return models
 
-    def load_peft(self, call: cst.Call, args: list, state: State) -> frozenset:
-        models = self.model_argument(call, 0, "model", args, state)
-        path = argument(call, 1, "model_id")
-        model_arg = argument(call, 0, "model")
-        info = self.trainable_info(call)
+    def effect_load_adapter(
+        self, call: ast.Call, qualified: str, entry: CallEntry, arguments: CallArguments, state: State
+    ) -> frozenset:
+        models = self.model_argument(arguments, entry.argument("model"), state)
+        path = arguments.node(entry.argument("path"))
+        path_value = arguments.value(entry.argument("path"))
+        info = self.trainable_info(arguments, entry)
         info.update(
-            adapter_task=self.adapter_task(path.value, state) if path is not None else None,
-            path_key=self.value_key(path.value, state) if path is not None else None,
-            model_arg=model_arg.value if model_arg is not None else None,
+            adapter_task=self.adapter_task(path_value) if path is not None else None,
+            path_key=self.value_key(path, path_value) if path is not None else None,
+            model_arg=arguments.node(entry.argument("model")),
             tokenizers=self.tokenizers_in_scope(state),
+            bound_to=self.interp.assigned_names(call),
         )
-        self.interp.apply(models, Event(Ev.LOAD_PEFT, call, info), state)
+        self.interp.apply(models, self.event(Ev.LOAD_PEFT, call, **info), state)
         return models
 
-    def adapter_task(self, node: cst.CSTNode, state: State) -> Optional[str]:
-        """The ``task_type`` of the adapter at ``node``'s path when it is a local directory written in the file."""
-        paths = {obj.info.get("value") for obj in self.interp.eval_quiet(node, state) if obj.kind is Kind.CONST}
+    def effect_kbit_prep(
+        self, call: ast.Call, qualified: str, entry: CallEntry, arguments: CallArguments, state: State
+    ) -> frozenset:
+        models = self.model_argument(arguments, entry.argument("model"), state)
+        self.interp.apply(models, self.event(Ev.KBIT_PREP, call), state)
+        return models
+
+    def adapter_task(self, value: frozenset) -> Optional[str]:
+        """The ``task_type`` of the adapter at a path when it is a local directory written in the file."""
+        paths = {obj.info.get("value") for obj in value if obj.kind is Kind.CONST}
         if len(paths) != 1:
             return None
         (path,) = paths
-        return adapter_task_type(path, self.ctx.filename) if isinstance(path, str) else None
+        return adapter_task_type(path, self.interp.module.filename) if isinstance(path, str) else None
 
-    def trainable_info(self, call: cst.Call) -> dict:
-        arg = keyword_arg(call, "is_trainable")
-        if arg is None:
-            return {"trainable": False, "explicit_false": False}
-        value = literal_bool(arg.value)
+    def trainable_info(self, arguments: CallArguments, entry: CallEntry) -> dict:
+        keyword = entry.get("trainable", "is_trainable")
+        sources: list[tuple[Optional[ast.AST], frozenset]] = (
+            [arguments.keywords[keyword]] if keyword in arguments.keywords else []
+        )
+        sources += arguments.spread_items(keyword)
+        if not sources:
+            # `**kwargs` the flow cannot see into may well carry is_trainable=True.
+            opaque = any(not value or any(obj.kind is not Kind.MAPPING for obj in value) for value in arguments.spreads)
+            return {"trainable": opaque, "explicit_false": False}
+        flags = [literal_bool(node) if node is not None else self._const_bool(value) for node, value in sources]
         # A computed flag may be True: only a literal False (or none at all) freezes for sure.
-        return {"trainable": value is not False, "explicit_false": value is False}
+        explicit_false = all(flag is False for flag in flags)
+        return {"trainable": not explicit_false, "explicit_false": explicit_false}
 
-    def tokenizers_in_scope(self, state: State) -> tuple:
+    @staticmethod
+    def tokenizers_in_scope(state: State) -> tuple:
         found = []
         for name, value in state.env.items():
             for obj in value:
@@ -331,176 +400,191 @@ class CallSemantics:
 
     # ------------------------------------------------------------------------------------------ methods
 
-    def method_call(self, call: cst.Call, method: str, receiver: frozenset, args: list, state: State) -> frozenset:
+    def method_call(
+        self, call: ast.Call, method: str, receiver: frozenset, arguments: CallArguments, state: State
+    ) -> frozenset:
         result = EMPTY
         models = frozenset(obj for obj in receiver if obj.kind in (Kind.MODEL, Kind.PARAM))
         if models:
-            result |= self.model_method(call, method, models, args, state)
+            result |= self.model_method(call, method, models, arguments, state)
         tokenizers = frozenset(obj for obj in receiver if obj.kind is Kind.TOKENIZER)
-        if tokenizers and method in ("add_tokens", "add_special_tokens"):
-            self.interp.apply(tokenizers, Event(Ev.TOKENS_ADDED, call, {"method": method}), state)
+        tokenizer_method = self.library.tokenizer_methods.get(method)
+        if tokenizers and tokenizer_method is not None:
+            added = self.event(Ev.TOKENS_ADDED, call, method=method)
+            self.interp.apply(tokenizers, added, state)
+            result |= frozenset([Obj(Kind.COUNT, tokenizers=tokenizers, event=added)])
         params = frozenset(obj for obj in receiver if obj.kind is Kind.PARAM)
         for obj in receiver:
             if obj.kind is Kind.TRAINER and method == "train":
-                self.interp.apply(obj.models, Event(Ev.TRAIN, call, {"via": "`trainer.train()`"}), state)
+                self.interp.apply(obj.models, self.event(Ev.TRAIN, call, via="`trainer.train()`"), state)
             elif obj.kind is Kind.OPTIMIZER and method == "step":
-                self.interp.apply(obj.models, Event(Ev.TRAIN, call, {"via": "`optimizer.step()`"}), state)
+                self.interp.apply(obj.models, self.event(Ev.TRAIN, call, via="`optimizer.step()`"), state)
             elif obj.kind is Kind.OUTPUT and method == "backward":
-                self.interp.apply(obj.models, Event(Ev.TRAIN, call, {"via": "`.backward()`"}), state)
-            elif obj.kind is Kind.PARAMETERS and method == "requires_grad_" and self._switches_on(call):
-                self.interp.apply(obj.models, Event(Ev.UNFREEZE, call), state)
+                self.interp.apply(obj.models, self.event(Ev.TRAIN, call, via="`.backward()`"), state)
+            elif obj.kind is Kind.PARAMETERS and method == "requires_grad_" and self._switches_on(arguments):
+                self.interp.apply(obj.models, self.event(Ev.UNFREEZE, call), state)
             elif obj.kind in (Kind.OUTPUT, Kind.PARAMETERS):
                 result |= frozenset([obj])
         deferred = {"train": Ev.CALL_TRAIN, "step": Ev.CALL_STEP, "backward": Ev.CALL_BACKWARD}.get(method)
         if params and deferred is not None:
-            self.interp.apply(params, Event(deferred, call, {"via": f"`.{method}()`"}), state)
+            self.interp.apply(params, self.event(deferred, call, via=f"`.{method}()`"), state)
         if method == "backward":
             outputs = EMPTY
-            for value in args:
+            for value in arguments.all_values():
                 outputs |= frozenset(obj for obj in value if obj.kind is Kind.OUTPUT)
             self._train_from_outputs(call, outputs, state)
         return result
 
-    def model_method(self, call: cst.Call, method: str, models: frozenset, args: list, state: State) -> frozenset:
-        if method == "load_adapter":
-            name = argument(call, 1, "adapter_name")
-            adapter_name = iter_string_value(name.value) if name is not None else None
-            self.interp.apply(models, Event(Ev.LOAD_ADAPTER, call, {"adapter_name": adapter_name}), state)
-        simple_events = {
-            "merge_and_unload": Ev.MERGE,
-            "unload": Ev.UNWRAP,
-            "add_adapter": Ev.ADD_ADAPTER,
-            "set_adapter": Ev.SET_ADAPTER,
-            "resize_token_embeddings": Ev.RESIZE,
+    def model_method(
+        self, call: ast.Call, method: str, models: frozenset, arguments: CallArguments, state: State
+    ) -> frozenset:
+        spec = self.library.methods.get(method)
+        if spec is None:
+            if "linear" in method.lower():
+                self.interp.apply(models, self.event(Ev.LINEAR_HELPER, call, helper=method), state)
+            return EMPTY
+        event = spec.get("event")
+        simple = {
+            "merge": Ev.MERGE,
+            "unwrap": Ev.UNWRAP,
+            "add-adapter": Ev.ADD_ADAPTER,
+            "set-adapter": Ev.SET_ADAPTER,
+            "resize": Ev.RESIZE,
         }
-        if method in simple_events:
-            self.interp.apply(models, Event(simple_events[method], call), state)
-        elif method == "generate":
-            self.interp.apply(models, Event(Ev.CAUSAL_USE, call, {"reason": "`.generate()`", "explicit": True}), state)
-        elif method == "forward":
-            return self.forward(call, models, state)
-        elif method in ("parameters", "named_parameters"):
-            return frozenset([Obj(Kind.PARAMETERS, models=models)])
-        elif method == "requires_grad_" and self._switches_on(call):
-            self.interp.apply(models, Event(Ev.UNFREEZE, call), state)
-        elif "linear" in method.lower():
-            self.interp.apply(models, Event(Ev.LINEAR_HELPER, call, {"helper": method}), state)
-        if method in SELF_RETURNING:
+        if event in simple:
+            self.interp.apply(models, self.event(simple[event], call), state)
+        elif event == "load-adapter-method":
+            name = arguments.node(_argument(spec.get("adapter_name")))
+            self.interp.apply(models, self.event(Ev.LOAD_ADAPTER, call, adapter_name=string_value(name)), state)
+        elif event == "causal-use":
+            self.interp.apply(models, self.event(Ev.CAUSAL_USE, call, reason=spec.get("reason"), explicit=True), state)
+        elif event == "unfreeze" and self._switches_on(arguments):
+            self.interp.apply(models, self.event(Ev.UNFREEZE, call), state)
+        returns = spec.get("returns")
+        if returns == "self":
             return models
+        if returns == "parameters":
+            return frozenset([Obj(Kind.PARAMETERS, models=models)])
+        if returns == "output":
+            return self.forward(call, models, state)
         return EMPTY
 
-    def forward(self, call: cst.Call, models: frozenset, state: State) -> frozenset:
-        if keyword_arg(call, "labels") is not None:
-            event = Event(Ev.CAUSAL_USE, call, {"reason": "`labels=` in the forward call", "explicit": True})
+    def forward(self, call: ast.Call, models: frozenset, state: State) -> frozenset:
+        if any(keyword.arg == "labels" for keyword in call.keywords):
+            event = self.event(Ev.CAUSAL_USE, call, reason="`labels=` in the forward call", explicit=True)
             self.interp.apply(models, event, state)
         return frozenset([Obj(Kind.OUTPUT, models=models)])
 
-    def requires_grad_assigned(self, target: cst.Attribute, state: State) -> None:
+    def requires_grad_assigned(self, target: ast.Attribute, state: State) -> None:
         """``p.requires_grad = True`` over a model's parameters unfreezes that model."""
         for obj in self.interp.eval(target.value, state):
             if obj.kind is Kind.PARAMETERS:
-                self.interp.apply(obj.models, Event(Ev.UNFREEZE, target), state)
+                self.interp.apply(obj.models, self.event(Ev.UNFREEZE, target), state)
 
-    def subscript(self, node: cst.Subscript, base: frozenset, state: State) -> frozenset:
+    def subscript(self, node: ast.Subscript, base: frozenset, state: State) -> frozenset:
         result = frozenset(obj for obj in base if obj.kind in (Kind.OUTPUT, Kind.PARAMETERS))
-        if len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
-            index = node.slice[0].slice.value
-            if isinstance(index, cst.Integer):
-                position = int(index.evaluated_value)
-                for obj in base:
-                    if obj.kind is Kind.SEQUENCE and -len(obj.info["items"]) <= position < len(obj.info["items"]):
-                        result |= obj.info["items"][position]
-            key = iter_string_value(index)
-            if key is not None and self.interp.qualified(node.value, state) == "os.environ":
+        index = node.slice
+        if isinstance(index, ast.Constant) and isinstance(index.value, int) and not isinstance(index.value, bool):
+            position = index.value
+            for obj in base:
+                if obj.kind is Kind.SEQUENCE and -len(obj.info["items"]) <= position < len(obj.info["items"]):
+                    result |= obj.info["items"][position]
+        key = string_value(index)
+        if key is not None:
+            for obj in base:
+                if obj.kind is Kind.MAPPING and key in obj.info["items"]:
+                    result |= obj.info["items"][key]
+            if self.interp.qualified(node.value, state) == "os.environ":
                 return self.interp.const(node, None, f"env:{key}")
         return result
 
     # ------------------------------------------------------------------------------------------ helpers
 
-    def model_argument(self, call: cst.Call, position: int, keyword: str, args: list, state: State) -> frozenset:
-        """The models passed at ``position``/``keyword``; a plain variable the file never showed being
-        loaded still holds *some* model, so it gets one (of unknown origin)."""
-        arg = argument(call, position, keyword)
-        if arg is None:
+    def model_argument(self, arguments: CallArguments, argument: Optional[Argument], state: State) -> frozenset:
+        """The models passed as ``argument``; a plain variable the file never showed being loaded still holds
+        *some* model, so it gets one (of unknown origin)."""
+        node = arguments.node(argument)
+        if node is None:
             return EMPTY
-        index = list(call.args).index(arg)
-        value = args[index] if index < len(args) else EMPTY
-        models = frozenset(obj for obj in value if obj.kind in HISTORY_KINDS)
-        return models or self.materialize(arg.value, state)
+        models = frozenset(obj for obj in arguments.value(argument) if obj.kind in HISTORY_KINDS)
+        return models or self.materialize(node, state)
 
-    def materialize(self, node: cst.CSTNode, state: State) -> frozenset:
-        """A model of unknown origin for a variable that surely holds one (None if ``node`` is no variable)."""
+    def materialize(self, node: ast.AST, state: State) -> frozenset:
+        """A model of unknown origin for a variable that surely holds one (none if ``node`` is no variable)."""
         name = dotted_name(node)
         if name is None or state.env.get(name):
             return EMPTY
-        obj = self.interp.new_object(Kind.MODEL, state, Event(Ev.ORIGIN_UNKNOWN, node))
+        obj = self.interp.new_object(Kind.MODEL, state, self.event(Ev.ORIGIN_UNKNOWN, node))
         state.bind(name, frozenset([obj]))
         return frozenset([obj])
 
-    def _is_linear_helper(self, call: cst.Call, functions: list) -> bool:
-        name = (
-            call.func.value
-            if isinstance(call.func, cst.Name)
-            else getattr(getattr(call.func, "attr", None), "value", "")
-        )
-        return "linear" in str(name).lower()
+    @staticmethod
+    def _names_linear_helper(call: ast.Call) -> bool:
+        func = call.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        return "linear" in name.lower()
 
-    def _linear_helper(self, call: cst.Call, args: list, state: State) -> None:
+    def _linear_helper(self, call: ast.Call, arguments: CallArguments, state: State) -> None:
         models = EMPTY
-        for value in args:
+        for value in arguments.all_values():
             models |= frozenset(obj for obj in value if obj.kind in (Kind.MODEL, Kind.PARAM))
-        helper = self.ctx.code_for(call.func)
-        self.interp.apply(models, Event(Ev.LINEAR_HELPER, call, {"helper": helper}), state)
+        helper = self.interp.module.text_of(call.func)
+        self.interp.apply(models, self.event(Ev.LINEAR_HELPER, call, helper=helper), state)
 
-    def _train_from_outputs(self, call: cst.Call, outputs: frozenset, state: State) -> None:
+    def _train_from_outputs(self, call: ast.Call, outputs: frozenset, state: State) -> None:
         for obj in outputs:
             if obj.kind is Kind.OUTPUT:
-                self.interp.apply(obj.models, Event(Ev.TRAIN, call, {"via": "`.backward()`"}), state)
+                self.interp.apply(obj.models, self.event(Ev.TRAIN, call, via="`.backward()`"), state)
 
     @staticmethod
-    def _switches_on(call: cst.Call) -> bool:
-        positional = positional_args(call)
-        flag = (
-            positional[0].value
-            if positional
-            else (keyword_arg(call, "requires_grad") or cst.Arg(cst.Name("True"))).value
-        )
-        return literal_bool(flag) is not False
+    def _switches_on(arguments: CallArguments) -> bool:
+        node = arguments.node((0, "requires_grad"))
+        return node is None or literal_bool(node) is not False
 
-    def value_key(self, node: cst.CSTNode, state: State) -> Optional[str]:
+    def value_key(self, node: ast.AST, value: frozenset) -> Optional[str]:
         """A key that is equal for two expressions that surely hold the same path."""
-        consts = [obj for obj in self.interp.eval_quiet(node, state) if obj.kind is Kind.CONST and obj.info.get("key")]
+        consts = [obj for obj in value if obj.kind is Kind.CONST and obj.info.get("key")]
         if len(consts) == 1:
-            return consts[0].info["key"]
+            return str(consts[0].info["key"])
         name = dotted_name(node)
         if name is not None and not consts:
             return f"name:{name}"
         return None
 
-    def int_value(self, node: cst.CSTNode, state: State) -> Optional[int]:
-        values = {obj.info.get("value") for obj in self.interp.eval_quiet(node, state) if obj.kind is Kind.CONST}
+    @staticmethod
+    def int_value(value: frozenset) -> Optional[int]:
+        values = {obj.info.get("value") for obj in value if obj.kind is Kind.CONST}
         if len(values) == 1:
-            (value,) = values
-            if isinstance(value, int) and not isinstance(value, bool):
-                return value
+            (found,) = values
+            if isinstance(found, int) and not isinstance(found, bool):
+                return found
         return None
 
-    def task_type(self, node: cst.CSTNode, state: State) -> Optional[str]:
-        if isinstance(node, cst.Attribute):
+    def task_type(self, node: ast.AST, value: frozenset, state: State) -> Optional[str]:
+        if isinstance(node, ast.Attribute):
             owner = self.interp.qualified(node.value, state)
             if owner is not None and owner.startswith("peft.") and owner.endswith(".TaskType"):
-                return node.attr.value
-        values = {obj.info.get("value") for obj in self.interp.eval_quiet(node, state) if obj.kind is Kind.CONST}
+                return node.attr
+        values = {obj.info.get("value") for obj in value if obj.kind is Kind.CONST}
         if len(values) == 1:
-            (value,) = values
-            return value if isinstance(value, str) else None
+            (found,) = values
+            return found if isinstance(found, str) else None
         return None
 
-    def literal_sequence(self, node: cst.CSTNode, state: State) -> Optional[cst.CSTNode]:
-        """The list/tuple/set literal ``node`` is (or the one variable ``node`` surely holds)."""
-        if isinstance(node, (cst.List, cst.Tuple, cst.Set)):
-            return node
-        sequences = {obj.info["node"] for obj in self.interp.eval_quiet(node, state) if obj.kind is Kind.SEQUENCE}
-        if len(sequences) == 1:
-            return next(iter(sequences))
+    def literal_sequence(self, node: ast.AST, value: frozenset) -> Optional[tuple[ast.AST, Any]]:
+        """The list/tuple/set literal ``node`` is (or the one literal the variable ``node`` surely holds), with
+        the module it is written in."""
+        if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+            return node, self.interp.module
+        sequences = [obj for obj in value if obj.kind is Kind.SEQUENCE]
+        if len(sequences) == 1 and len(value) == 1:
+            literal = sequences[0].info.get("node")
+            if isinstance(literal, (ast.List, ast.Tuple, ast.Set)):
+                return literal, sequences[0].info.get("module")
         return None
+
+
+def _argument(value: Any) -> Optional[Argument]:
+    if isinstance(value, list) and len(value) == 2:
+        return int(value[0]), str(value[1])
+    return None

@@ -2,9 +2,9 @@
 
 An *object* stands for one runtime object (a model loaded at a given call, a tokenizer, a LoRA config...).
 Models and tokenizers carry *histories*: the ordered events that happened to them along one path of the
-program. A state maps each object to the set of histories it may have (one per path, merged at joins), so a
-rule looking at a history looks at one concrete path: ``if resume: from_pretrained(...) else:
-get_peft_model(...)`` never yields a history with both.
+program. A state maps variables to the objects they may hold (``env``) and each object to its histories
+(``heap``). The interpreter keeps several states side by side, one per path (up to a bound), so facts
+established together on one path stay together: the path that extends the tokenizer is the path that resizes.
 
 Because ``get_peft_model(m, cfg)`` and ``PeftModel.from_pretrained(m, path)`` inject LoRA layers into ``m`` in
 place, their result is the *same* object as ``m``: wrapping is an event on the object, not a new object.
@@ -12,22 +12,26 @@ place, their result is the *same* object as ``m``: wrapping is an event on the o
 
 from __future__ import annotations
 
+import ast
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-import libcst as cst
+if TYPE_CHECKING:
+    from peftfix.source.module import SourceModule
 
 # A path cannot grow without bound in loops and branchy code: past this many histories per object the
-# oldest extra ones are dropped (findings already reported stay reported).
+# longest ones are dropped (findings already reported stay reported).
 MAX_HISTORIES = 32
+# Paths followed side by side at one program point; past this, the extra ones are merged into one.
+MAX_PATHS = 8
 
 
 class Kind(enum.Enum):
     MODEL = "model"  # a transformers model (wrapped or not); has histories
     TOKENIZER = "tokenizer"  # has histories
-    PARAM = "param"  # a function parameter while summarising the function; has histories
+    PARAM = "param"  # a function parameter (or an attribute of one) while summarising the function; has histories
     PEFT_CONFIG = "peft_config"  # LoraConfig & co; info holds the resolved arguments
     QUANT_CONFIG = "quant_config"  # BitsAndBytesConfig; info["quantized"]
     TRAINER = "trainer"  # info["models"]
@@ -36,8 +40,14 @@ class Kind(enum.Enum):
     PARAMETERS = "parameters"  # model.parameters() and what is derived from it; info["models"]
     CONST = "const"  # a literal or a value known by a key (env var name); info["value"], info["key"]
     SEQUENCE = "sequence"  # a tuple/list literal; info["items"] (tuple of value sets), info["node"]
-    FUNCTION = "function"  # a function defined in this file; info["node"]
-    MODULE = "module"  # what an import binds; info["qualified"] ("transformers.AutoModel")
+    COUNT = "count"  # how many tokens `add_tokens` added; info["tokenizers"], info["event"]
+    MAPPING = "mapping"  # a dict of known keys; info["items"] (key -> value set), info["nodes"] (key -> node)
+    FUNCTION = "function"  # a function or method of the program; info["node"], info["module"], info["cls"]
+    CLASS = "class"  # a class of the program; info["node"], info["module"]
+    INSTANCE = "instance"  # an instance of a class of the program; info["cls"], info["module"], info["key"] (its
+    #                        attributes live in the state's env under "<key>.<attribute>")
+    MODULE = "module"  # what an import of a library binds; info["qualified"] ("transformers.AutoModel")
+    PROJECT_MODULE = "project_module"  # an imported module of the checked project; info["module"]
 
 
 HISTORY_KINDS = (Kind.MODEL, Kind.TOKENIZER, Kind.PARAM)
@@ -62,11 +72,12 @@ class Obj:
         return self.info.get("models", frozenset())
 
 
-EMPTY: frozenset = frozenset()  # the value of an expression is the frozenset of objects it may evaluate to
+Value = frozenset  # the objects an expression may evaluate to
+EMPTY: frozenset = frozenset()
 
 
 class Ev(enum.Enum):
-    ORIGIN_UNKNOWN = "origin-unknown"  # a model whose loading the file does not show
+    ORIGIN_UNKNOWN = "origin-unknown"  # a model whose loading the program does not show
     PARAM_START = "param-start"  # a function parameter: what came before is the caller's
     CREATE_MODEL = "create-model"  # info: family, class_name, ref, construct, trust_remote_code, quantized
     CREATE_PEFT = "create-peft"  # AutoPeftModel*.from_pretrained; info: trainable, explicit_false, quantized
@@ -92,28 +103,45 @@ class Ev(enum.Enum):
     CALL_STEP = "call-step"
     CALL_BACKWARD = "call-backward"
     PEFT_CONFIG = "peft-config"  # object-less: a LoraConfig & co was built; info: config (PEFT_CONFIG obj)
+    # A branch taken on a parameter (`if isinstance(model, PeftModel)`): the summary's path holds only for caller
+    # values that satisfy it. info: what ("peft", "none", "falsy"), expected (bool)
+    ASSUME = "assume"
 
 
 @dataclass(frozen=True, eq=False)
 class Event:
+    """Something that happened at ``node`` of ``module`` (identity is the event itself)."""
+
     kind: Ev
-    node: cst.CSTNode
+    node: ast.AST
+    module: SourceModule
     info: Mapping[str, Any] = field(default_factory=dict)
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.info.get(key, default)
 
+    @property
+    def line(self) -> int:
+        return int(getattr(self.node, "lineno", 1))
+
+    def where(self, here: Optional[SourceModule] = None) -> str:
+        """``line 12``, or ``model_utils.py:12`` when the event is in another file than ``here``."""
+        if here is not None and self.module is not here:
+            return f"{self.module.filename}:{self.line}"
+        return f"line {self.line}"
+
 
 WRAP_EVENTS = (Ev.GET_PEFT_MODEL, Ev.LOAD_PEFT, Ev.CREATE_PEFT)
 UNWRAP_EVENTS = (Ev.MERGE, Ev.UNWRAP)
+KNOWN_ORIGINS = (Ev.CREATE_MODEL, Ev.CREATE_PEFT, Ev.CREATE_TOKENIZER)
 
 
 def last_since_unwrap(history: Iterable[Event], kinds: Iterable[Ev]) -> Optional[Event]:
     """The most recent event of ``kinds`` since the object was last a plain model (merged or unloaded)."""
-    kinds = frozenset(kinds)
+    wanted = frozenset(kinds)
     found = None
     for event in history:
-        if event.kind in kinds:
+        if event.kind in wanted:
             found = event
         elif event.kind in UNWRAP_EVENTS:
             found = None
@@ -132,14 +160,44 @@ def creation(history: Iterable[Event]) -> Optional[Event]:
     return None
 
 
-class State:
-    """Variables (``env``) and the histories of every tracked object (``heap``) along the merged paths."""
+def is_peft_model(history: tuple) -> Optional[bool]:
+    """Whether the object is a PeftModel at the end of ``history``: True, False, or None when unknown (its
+    origin is not shown and nothing since made it one)."""
+    if last_wrap(history) is not None:
+        return True
+    if history and history[0].kind in KNOWN_ORIGINS:
+        return False
+    if any(event.kind in UNWRAP_EVENTS for event in history):
+        return False
+    return None
 
-    __slots__ = ("env", "heap")
+
+def holds(assumption: Event, obj: Obj, history: Optional[tuple]) -> bool:
+    """Whether a caller's object (with ``history``, when it has histories) satisfies a branch assumption."""
+    what, expected = assumption.get("what"), assumption.get("expected")
+    if what in ("peft", "peft-or-injected"):
+        if obj.kind in (Kind.MODEL, Kind.TOKENIZER) and history is not None:
+            return is_peft_model(history) in (expected, None)
+        return obj.kind is Kind.PARAM or not expected
+    if obj.kind is Kind.CONST:
+        value = obj.info.get("value")
+        empty = (not value) if what == "falsy" else value is None
+        return empty == expected
+    if obj.kind in (Kind.MODEL, Kind.TOKENIZER) and history is not None:
+        unknown = not history or history[0].kind is Ev.ORIGIN_UNKNOWN
+        return unknown or not expected
+    return True
+
+
+class State:
+    """One path (or a few merged ones): variables (``env``) and the histories of every tracked object (``heap``)."""
+
+    __slots__ = ("ended", "env", "heap")
 
     def __init__(self, env: Optional[dict] = None, heap: Optional[dict] = None):
         self.env: dict[str, frozenset] = env if env is not None else {}
         self.heap: dict[Obj, frozenset] = heap if heap is not None else {}
+        self.ended = False  # the program exits on this path (sys.exit)
 
     def copy(self) -> State:
         return State(dict(self.env), dict(self.heap))
@@ -147,7 +205,8 @@ class State:
     def bind(self, name: str, value: frozenset) -> None:
         # Rebinding ``x`` forgets what was known of ``x.attr``.
         prefix = name + "."
-        for key in [key for key in self.env if key.startswith(prefix)]:
+        stale = [key for key in self.env if key.startswith(prefix)]
+        for key in stale:
             del self.env[key]
         self.env[name] = value
 
@@ -157,6 +216,14 @@ class State:
 
     def histories(self, obj: Obj) -> frozenset:
         return self.heap.get(obj, frozenset())
+
+    def same_as(self, other: State) -> bool:
+        return self is other or (
+            self.ended == other.ended
+            and len(self.env) == len(other.env)
+            and self.env == other.env
+            and self.heap == other.heap
+        )
 
     @staticmethod
     def merge(states: Iterable[Optional[State]]) -> Optional[State]:
@@ -179,3 +246,16 @@ def cap(histories: frozenset) -> frozenset:
     if len(histories) <= MAX_HISTORIES:
         return histories
     return frozenset(sorted(histories, key=len)[:MAX_HISTORIES])
+
+
+def bounded(paths: list[State]) -> list[State]:
+    """The paths without duplicates, at most ``MAX_PATHS`` of them (the extra ones merged into the last)."""
+    unique: list[State] = []
+    for state in paths:
+        if not any(state.same_as(other) for other in unique):
+            unique.append(state)
+    if len(unique) <= MAX_PATHS:
+        return unique
+    merged = State.merge(unique[MAX_PATHS - 1 :])
+    assert merged is not None  # merging live states gives a state
+    return [*unique[: MAX_PATHS - 1], merged]

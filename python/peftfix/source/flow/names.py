@@ -1,126 +1,140 @@
-"""Name resolution for the data flow: which import a name refers to, with shadowing respected.
+"""Name resolution for the data flow: what an import binds, and what a module's globals are.
 
-Imports are values in the data flow (``Kind.MODULE`` objects), so a name resolves through whatever binds it on
-the path that reaches the use: ``from transformers import AutoModel as AM`` makes ``AM`` transformers'
-``AutoModel``, and a parameter, assignment, function or class of the same name hides it. Inside functions a
-name the function never bound falls back to the module's imports, when every module-level binding of that name
-is the same import.
+Imports are values in the data flow, so a name resolves through whatever binds it on the path that reaches the
+use: ``from transformers import AutoModel as AM`` makes ``AM`` transformers' ``AutoModel``, and a parameter,
+assignment, function or class of the same name hides it. Inside functions, a name the function never bound is
+a global: the module-level binding, when every module-level binding of that name agrees.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Optional
 
-import libcst as cst
-
-from peftfix.source.syntax import dotted_name
-
 # Packages whose names the rules care about; a qualified name outside them is never one of "ours".
-TRACKED_PACKAGES = frozenset({"peft", "transformers", "trl", "torch", "bitsandbytes", "accelerate", "os"})
-_NOT_AN_IMPORT = object()
+TRACKED_PACKAGES = frozenset(
+    {"peft", "transformers", "trl", "torch", "bitsandbytes", "accelerate", "os", "sys", "unsloth", "builtins"}
+)
+# Builtins the flow gives a meaning to (an unbound ``exit(1)`` is ``builtins.exit``).
+KNOWN_BUILTINS = frozenset({"exit", "quit", "isinstance", "hasattr", "getattr"})
 
 
-def import_bindings(node: cst.CSTNode) -> list[tuple[str, Optional[str]]]:
-    """(local name, qualified name) for each name an import statement binds; None for unknown (relative) ones."""
-    bound: list[tuple[str, Optional[str]]] = []
-    if isinstance(node, cst.Import):
+@dataclass(frozen=True)
+class ImportTarget:
+    """What one name of an import statement refers to: ``module`` (dotted, relative to the importing file's
+    package when ``level`` > 0) and, for ``from module import name``, ``name``."""
+
+    module: str
+    name: Optional[str]
+    level: int = 0
+
+    @property
+    def qualified(self) -> Optional[str]:
+        """The absolute dotted name, when the import is absolute."""
+        if self.level:
+            return None
+        return f"{self.module}.{self.name}" if self.name else self.module
+
+
+def import_bindings(node: ast.stmt) -> list[tuple[str, Optional[ImportTarget]]]:
+    """(local name, target) for each name an import statement binds (None: a star import's unknown names)."""
+    bound: list[tuple[str, Optional[ImportTarget]]] = []
+    if isinstance(node, ast.Import):
         for alias in node.names:
-            full = dotted_name(alias.name) or ""
-            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                bound.append((alias.asname.name.value, full))
+            if alias.asname:
+                bound.append((alias.asname, ImportTarget(alias.name, None)))
             else:
-                root = full.split(".")[0]
-                bound.append((root, root))
-        return bound
-    if isinstance(node, cst.ImportFrom):
-        if isinstance(node.names, cst.ImportStar):
-            return []
-        module = dotted_name(node.module) if node.module is not None else None
+                root = alias.name.split(".")[0]
+                bound.append((root, ImportTarget(root, None)))
+    elif isinstance(node, ast.ImportFrom):
         for alias in node.names:
-            imported = dotted_name(alias.name) or ""
-            local = (
-                alias.asname.name.value
-                if alias.asname is not None and isinstance(alias.asname.name, cst.Name)
-                else imported
-            )
-            qualified = f"{module}.{imported}" if module and not node.relative else None
-            bound.append((local, qualified))
-        return bound
-    return []
-
-
-def module_level_imports(module: cst.Module) -> dict[str, str]:
-    """Names that every module-level binding makes the same import (what functions see as globals)."""
-    seen: dict[str, object] = {}
-
-    def record(name: str, qualified: object) -> None:
-        previous = seen.get(name, qualified)
-        seen[name] = qualified if previous == qualified else _NOT_AN_IMPORT
-
-    for statement in _module_level_statements(module.body):
-        if isinstance(statement, cst.SimpleStatementLine):
-            for small in statement.body:
-                for name, qualified in import_bindings(small):
-                    record(name, qualified if qualified is not None else _NOT_AN_IMPORT)
-                for name in _assigned_names(small):
-                    record(name, _NOT_AN_IMPORT)
-        elif isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
-            record(statement.name.value, _NOT_AN_IMPORT)
-        elif isinstance(statement, cst.For):
-            for name in _target_names(statement.target):
-                record(name, _NOT_AN_IMPORT)
-        elif isinstance(statement, cst.With):
-            for item in statement.items:
-                if item.asname is not None:
-                    for name in _target_names(item.asname.name):
-                        record(name, _NOT_AN_IMPORT)
-    return {name: qualified for name, qualified in seen.items() if isinstance(qualified, str)}
+            if alias.name == "*":
+                continue
+            bound.append((alias.asname or alias.name, ImportTarget(node.module or "", alias.name, node.level or 0)))
+    return bound
 
 
 def is_tracked(qualified: Optional[str]) -> bool:
     return qualified is not None and qualified.split(".", 1)[0] in TRACKED_PACKAGES
 
 
-def _module_level_statements(body: Iterable[cst.CSTNode]):
-    """Module-level statements, including those inside module-level if/try/with/for blocks."""
+class _Conflict:
+    """Marks a global bound in more than one way at module level: not resolvable."""
+
+
+CONFLICT = _Conflict()
+
+
+def module_level_statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Module-level statements, including those inside module-level if/try/with/for/while blocks."""
     for statement in body:
         yield statement
-        if isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             continue
-        for block in _blocks(statement):
-            yield from _module_level_statements(block)
+        for field in ("body", "orelse", "finalbody"):
+            block = getattr(statement, field, None)
+            if isinstance(block, list):
+                yield from module_level_statements(block)
+        for handler in getattr(statement, "handlers", ()):
+            yield from module_level_statements(handler.body)
+        for case in getattr(statement, "cases", ()):
+            yield from module_level_statements(case.body)
 
 
-def _blocks(statement: cst.CSTNode):
-    body = getattr(statement, "body", None)
-    if isinstance(body, cst.IndentedBlock):
-        yield body.body
-    orelse = getattr(statement, "orelse", None)
-    if orelse is not None:
-        yield [orelse] if isinstance(orelse, cst.If) else orelse.body.body
-    for handler in getattr(statement, "handlers", ()):
-        yield handler.body.body
-    final = getattr(statement, "finalbody", None)
-    if final is not None:
-        yield final.body.body
+def global_definitions(tree: ast.Module) -> dict[str, object]:
+    """Module-level names and what binds them: an ``ImportTarget``, a function or class node, or ``CONFLICT``
+    when several different bindings exist (then inside functions the name resolves to nothing)."""
+    seen: dict[str, object] = {}
+
+    def record(name: str, value: object) -> None:
+        previous = seen.get(name, value)
+        seen[name] = value if previous == value else CONFLICT
+
+    for statement in module_level_statements(tree.body):
+        if isinstance(statement, (ast.Import, ast.ImportFrom)):
+            for name, target in import_bindings(statement):
+                record(name, target if target is not None else CONFLICT)
+        elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            record(statement.name, statement)
+        elif isinstance(statement, ast.Assign) and _is_none(statement.value):
+            continue  # `except ImportError: X = None` keeps the import's meaning where it exists
+        elif isinstance(statement, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            assigned = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            for target_node in assigned:
+                for name in target_names(target_node):
+                    record(name, CONFLICT)
+        elif isinstance(statement, (ast.For, ast.AsyncFor)):
+            for name in target_names(statement.target):
+                record(name, CONFLICT)
+        elif isinstance(statement, (ast.With, ast.AsyncWith)):
+            for item in statement.items:
+                if item.optional_vars is not None:
+                    for name in target_names(item.optional_vars):
+                        record(name, CONFLICT)
+    return seen
 
 
-def _assigned_names(small: cst.CSTNode) -> list[str]:
-    if isinstance(small, cst.Assign):
-        return [name for target in small.targets for name in _target_names(target.target)]
-    if isinstance(small, (cst.AnnAssign, cst.AugAssign)):
-        return _target_names(small.target)
-    if isinstance(small, cst.Del):
-        return _target_names(small.target)
+def _is_none(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None
+
+
+def target_names(target: ast.AST) -> list[str]:
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [name for element in target.elts for name in target_names(element)]
+    if isinstance(target, ast.Starred):
+        return target_names(target.value)
     return []
 
 
-def _target_names(target: cst.CSTNode) -> list[str]:
-    if isinstance(target, cst.Name):
-        return [target.value]
-    if isinstance(target, (cst.Tuple, cst.List)):
-        return [name for element in target.elements for name in _target_names(element.value)]
-    if isinstance(target, cst.StarredElement):
-        return _target_names(target.value)
-    return []
+def dotted_name(node: Optional[ast.AST]) -> Optional[str]:
+    """``x`` or ``self.model.inner`` as a string; None for anything else."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = dotted_name(node.value)
+        return f"{base}.{node.attr}" if base is not None else None
+    return None

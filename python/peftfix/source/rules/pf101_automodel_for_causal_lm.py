@@ -1,11 +1,14 @@
 from __future__ import annotations
 
-import libcst as cst
+import ast
+from typing import Optional
 
-from peftfix.diagnostics import Applicability
+from peftfix.diagnostics import Applicability, Edit
+from peftfix.source.edits.bridge import FixContext, FixUnavailable
 from peftfix.source.edits.imports import binding_of, ensure_imported, is_unused_after
+from peftfix.source.edits.recipes import import_binding_count
 from peftfix.source.flow.model import Ev, Event, creation
-from peftfix.source.rule import Invalid, Rule, subscribes
+from peftfix.source.rule import Invalid, PlannedFix, Rule, subscribes
 
 CAUSAL_CLASS = "AutoModelForCausalLM"
 
@@ -78,28 +81,41 @@ class AutoModelForCausalLm(Rule):
         class_name = created.get("class_name")
         message = (
             f"`{class_name}` loads the model without a language-model head, but it is used as a causal LM "
-            f"({reason}, line {self.line(event.node)}): a causal-LM `get_peft_model` fails (no "
+            f"({reason}, {event.where(created.module)}): a causal-LM `get_peft_model` fails (no "
             f"`prepare_inputs_for_generation`), `labels=` is rejected or ignored (no loss), `.generate()` fails, and "
             f"a causal-LM adapter's keys do not match it (`lora_B` loads as zeros). Load it with `{CAUSAL_CLASS}`."
         )
-        self.report(created.get("ref"), message, self._fix(created, explicit))
+        self.report(created.module, created.get("ref"), message, self._fix(created, explicit))
 
-    def _fix(self, created: Event, explicit: bool):
+    def _fix(self, created: Event, explicit: bool) -> Optional[PlannedFix]:
         message = f"Load the model with `{CAUSAL_CLASS}`"
         if created.get("construct") == "init":
             return self.display_only(f"Build the model with `{CAUSAL_CLASS}.from_config(config)`")
         applicability = Applicability.SAFE if explicit else Applicability.UNSAFE
         reference = created.get("ref")
-        if isinstance(reference, cst.Attribute):  # transformers.AutoModel / tf.AutoModel
-            return self.make_fix(message, applicability, [self.ctx.replace(reference.attr, CAUSAL_CLASS)])
-        if not isinstance(reference, cst.Name):
+        if isinstance(reference, ast.Attribute):  # transformers.AutoModel / tf.AutoModel
+
+            def replace_attribute(context: FixContext) -> list[Optional[Edit]]:
+                node = context.node(reference)
+                if not hasattr(node, "attr"):
+                    raise FixUnavailable("not an attribute")
+                return [context.cst.replace(node.attr, CAUSAL_CLASS)]
+
+            return self.plan(message, applicability, replace_attribute)
+        if not isinstance(reference, ast.Name) or import_binding_count(created.module, reference.id) != 1:
             return None
-        binding = binding_of(self.ctx, reference.value)
-        if binding is None:
-            return None
-        replacing = binding if is_unused_after(self.ctx, reference.value, [reference]) else None
-        local_name, import_edits = ensure_imported(self.ctx, "transformers", CAUSAL_CLASS, replacing)
-        return self.make_fix(message, applicability, [self.ctx.replace(reference, local_name), *import_edits])
+
+        def replace_name(context: FixContext) -> list[Optional[Edit]]:
+            ctx = context.cst
+            node = context.node(reference)
+            binding = binding_of(ctx, reference.id)
+            if binding is None:
+                raise FixUnavailable("no import to rewrite")
+            replacing = binding if is_unused_after(ctx, reference.id, [node]) else None
+            local_name, import_edits = ensure_imported(ctx, "transformers", CAUSAL_CLASS, replacing)
+            return [ctx.replace(node, local_name), *import_edits]
+
+        return self.plan(message, applicability, replace_name)
 
     VALID = (
         # The right class already.

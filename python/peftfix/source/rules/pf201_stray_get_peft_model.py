@@ -2,20 +2,20 @@ from __future__ import annotations
 
 from typing import Optional
 
-import libcst as cst
-
-from peftfix.diagnostics import Applicability, Edit, Fix
+from peftfix.diagnostics import Applicability, Edit
+from peftfix.source.edits.bridge import FixContext
 from peftfix.source.edits.recipes import (
     assigned_between,
     call_statement,
     next_rebinding,
     references_between,
     same_block,
+    statement_line,
     unused_import_edit,
 )
 from peftfix.source.flow.model import Ev, Event, last_since_unwrap
-from peftfix.source.rule import Invalid, Rule, subscribes
-from peftfix.source.syntax import dotted_name
+from peftfix.source.flow.names import dotted_name
+from peftfix.source.rule import Invalid, PlannedFix, Rule, subscribes
 
 
 class StrayGetPeftModel(Rule):
@@ -55,7 +55,7 @@ class StrayGetPeftModel(Rule):
 
     def on_event(self, history: tuple, event: Event) -> None:
         wrap = last_since_unwrap(history, (Ev.GET_PEFT_MODEL,))
-        if wrap is None:
+        if wrap is None or wrap.get("by_trainer"):
             return
         if self._loads_into_the_original_name(wrap, event):
             effect = (
@@ -67,10 +67,10 @@ class StrayGetPeftModel(Rule):
             effect = "the trained weights are silently not applied and the output equals the base model's"
         message = (
             f"`get_peft_model` wraps the model in a new, untrained LoRA adapter before `PeftModel.from_pretrained` "
-            f"(line {self.line(event.node)}) loads the trained one: {effect}. Pass the base model straight to "
+            f"({event.where(wrap.module)}) loads the trained one: {effect}. Pass the base model straight to "
             f"`PeftModel.from_pretrained` and drop this call."
         )
-        self.report(wrap.node, message, self._fix(wrap, event))
+        self.report(wrap.module, wrap.node, message, self._fix(wrap, event))
 
     @staticmethod
     def _loads_into_the_original_name(wrap: Event, load: Event) -> bool:
@@ -84,55 +84,66 @@ class StrayGetPeftModel(Rule):
             if event.kind is not Ev.LOAD_ADAPTER or event.get("adapter_name") in (None, "default"):
                 continue
             wrap = last_since_unwrap(history[:index], (Ev.GET_PEFT_MODEL,))
-            if wrap is None or any(later.kind is Ev.SET_ADAPTER for later in history[index + 1 :]):
+            if (
+                wrap is None
+                or wrap.get("by_trainer")
+                or any(later.kind is Ev.SET_ADAPTER for later in history[index + 1 :])
+            ):
                 continue
             message = (
                 f"`get_peft_model` adds a new, untrained adapter that stays active after `load_adapter` "
-                f"(line {self.line(event.node)}) loads the trained one next to it: the output equals the base "
+                f"({event.where(wrap.module)}) loads the trained one next to it: the output equals the base "
                 f"model's. Load the trained adapter with `PeftModel.from_pretrained` on the base model instead "
                 f"(or activate it with `set_adapter`)."
             )
-            self.report(wrap.node, message)
+            self.report(wrap.module, wrap.node, message)
 
-    def _fix(self, wrap: Event, load: Event) -> Optional[Fix]:
-        ctx = self.ctx
-        call = wrap.node
-        if not isinstance(call, cst.Call):  # a get_peft_model event is always a call
+    def _fix(self, wrap: Event, load: Event) -> Optional[PlannedFix]:
+        module, call = wrap.module, wrap.node
+        if load.module is not module:  # the load is in another file: the fix spans two files
             return None
-        statement = call_statement(ctx, call)
-        base = dotted_name(wrap.get("model_arg")) if wrap.get("model_arg") is not None else None
+        statement = call_statement(module, call)
+        base = dotted_name(wrap.get("model_arg"))
         load_arg = load.get("model_arg")
         # Only when the load always follows the call: removing a call that another path needs would break it.
-        if statement is None or base is None or load_arg is None or not same_block(ctx, wrap.node, load.node):
+        if statement is None or base is None or load_arg is None or not same_block(module, call, load.node):
             return None
-        start = ctx.span_of(statement.statement)[1]
-        load_statement = ctx.statement_of(load.node)
-        load_start = ctx.span_of(load_statement if load_statement is not None else load.node)[0]
-        if start > load_start or assigned_between(ctx, base, start, load_start):
+        start = module.span(statement.statement)[1]
+        load_statement = module.statement_of(load.node)
+        load_start = module.span(load_statement if load_statement is not None else load.node)[0]
+        if start > load_start or assigned_between(module, base, start, load_start):
             return None
         loaded = dotted_name(load_arg)
-        edits: list[Optional[Edit]] = []
-        if loaded != base:
-            if loaded is None or loaded != statement.target:
-                return None
-            edits.append(ctx.replace(load_arg, base))
+        replace_load_arg = loaded != base
+        if replace_load_arg and (loaded is None or loaded != statement.target):
+            return None
         # Who else would notice the removal: readers of the removed name, or of the wrapped model before the load.
         watched = statement.target if statement.target not in (None, base) else base
         end = load_start
         if watched == statement.target:
-            rebound = next_rebinding(ctx, watched, statement.statement)
-            end = len(ctx.source) if rebound is None else rebound
-        readers = references_between(ctx, watched, start, end, ignore=[load_arg])
-        safe = not readers
-        if safe or watched == base:
-            edits.append(ctx.delete_statement(statement.statement))
-        else:  # keep the name bound so later code still runs: it now holds the base model
-            edits.append(ctx.replace(statement.statement.body[0], f"{statement.target} = {base}"))
-        import_edit = unused_import_edit(ctx, call.func)
-        if import_edit is not None:
-            edits.append(import_edit)
+            rebound = next_rebinding(module, watched, statement.statement)
+            end = len(module.source) if rebound is None else rebound
+        safe = not references_between(module, watched, start, end, ignore=[load_arg])
+        delete = safe or watched == base
+        target = statement.target
+
+        def build(context: FixContext) -> list[Optional[Edit]]:
+            ctx = context.cst
+            line = statement_line(context, call)
+            edits: list[Optional[Edit]] = []
+            if replace_load_arg:
+                edits.append(ctx.replace(context.node(load_arg), base))
+            if delete:
+                edits.append(ctx.delete_statement(line))
+            else:  # keep the name bound so later code still runs: it now holds the base model
+                edits.append(ctx.replace(line.body[0], f"{target} = {base}"))
+            import_edit = unused_import_edit(ctx, context.call(call).func)
+            if import_edit is not None:
+                edits.append(import_edit)
+            return edits
+
         applicability = Applicability.SAFE if safe else Applicability.UNSAFE
-        return self.make_fix("Remove the stray `get_peft_model` call", applicability, edits)
+        return self.plan("Remove the stray `get_peft_model` call", applicability, build)
 
     VALID = (
         # Training from scratch: get_peft_model alone.

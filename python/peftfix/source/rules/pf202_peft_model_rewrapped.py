@@ -2,13 +2,19 @@ from __future__ import annotations
 
 from typing import Optional
 
-import libcst as cst
-
-from peftfix.diagnostics import Applicability, Fix
-from peftfix.source.edits.recipes import call_statement, same_block, set_is_trainable, unused_import_edit
-from peftfix.source.flow.model import Ev, Event, last_wrap
-from peftfix.source.rule import Invalid, Rule, subscribes
-from peftfix.source.syntax import dotted_name
+from peftfix.diagnostics import Applicability, Edit
+from peftfix.source.edits.bridge import FixContext
+from peftfix.source.edits.recipes import (
+    call_statement,
+    can_set_is_trainable,
+    same_block,
+    set_is_trainable,
+    statement_line,
+    unused_import_edit,
+)
+from peftfix.source.flow.model import Ev, Event, creation, last_wrap
+from peftfix.source.flow.names import dotted_name
+from peftfix.source.rule import Invalid, PlannedFix, Rule, subscribes
 
 
 class PeftModelRewrapped(Rule):
@@ -51,6 +57,10 @@ class PeftModelRewrapped(Rule):
         wrap = last_wrap(history)
         if wrap is None:
             return
+        trainer = event.get("by_trainer")
+        created = creation(history)
+        if trainer and created is not None and created.get("patches_trainers"):
+            return  # unsloth patches TRL's trainers to ignore `peft_config=`
         if wrap.node is event.node:
             origin = "by this same call on an earlier loop iteration"
         else:
@@ -59,41 +69,58 @@ class PeftModelRewrapped(Rule):
                 Ev.CREATE_PEFT: "`AutoPeftModel*.from_pretrained`",
                 Ev.GET_PEFT_MODEL: "an earlier `get_peft_model`",
             }[wrap.kind]
-            origin = f"by {how} at line {self.line(wrap.node)}"
-        message = (
-            f"`get_peft_model` is applied to a model that already is a PeftModel (wrapped {origin}): older PEFT "
-            f'injects LoRA into the LoRA layers ("Target module Dropout is not supported", targets like '
-            f"`base_layer`/`default`), newer PEFT stacks a second `default` adapter and saves keys no later load "
-            f"matches. To keep training the loaded adapter, load it with "
-            f"`PeftModel.from_pretrained(..., is_trainable=True)`; for a second adapter use "
-            f"`model.add_adapter(name, config)`."
-        )
-        self.report(event.node, message, self._fix(wrap, event))
+            origin = f"by {how} at {wrap.where(event.module)}"
+        if trainer:
+            message = (
+                f"`{trainer}(..., peft_config=...)` is given a model that already is a PeftModel (wrapped {origin}): "
+                f'TRL 0.27 and later raise "You passed a `PeftModel` instance together with a `peft_config`", '
+                f"older TRL silently merges the loaded adapter into the base and trains a new one. To keep training "
+                f"the loaded adapter, load it with `is_trainable=True` and drop `peft_config=`; to train a new one on "
+                f"top, merge it first (`merge_and_unload()`) and pass the merged model."
+            )
+        else:
+            message = (
+                f"`{event.get('callee') or 'get_peft_model'}` is applied to a model that already is a PeftModel "
+                f'(wrapped {origin}): PEFT warns "modify a model with PEFT for a second time" and re-initialises the '
+                f"`default` adapter, so the loaded weights are replaced by an untrained adapter (older PEFT injected "
+                f'LoRA into the LoRA layers: "Target module ... is not supported"). To keep training the loaded '
+                f"adapter, load it with `PeftModel.from_pretrained(..., is_trainable=True)`; for a second adapter use "
+                f"`model.add_adapter(name, config)`."
+            )
+        self.report(event.module, event.node, message, None if trainer else self._fix(wrap, event))
 
-    def _fix(self, wrap: Event, event: Event) -> Optional[Fix]:
-        ctx = self.ctx
+    def _fix(self, wrap: Event, event: Event) -> Optional[PlannedFix]:
+        module = event.module
         # Only when the load always precedes the call: on a resume branch the call is what the other path needs.
-        if wrap.kind is not Ev.LOAD_PEFT or not same_block(ctx, wrap.node, event.node):
+        if wrap.kind is not Ev.LOAD_PEFT or wrap.module is not module or not same_block(module, wrap.node, event.node):
             return None
         load, call = wrap.node, event.node
-        if not isinstance(load, cst.Call) or not isinstance(call, cst.Call):  # both events are always calls
-            return None
-        statement = call_statement(ctx, call)
-        model = dotted_name(event.get("model_arg")) if event.get("model_arg") is not None else None
+        statement = call_statement(module, call)
+        model = dotted_name(event.get("model_arg"))
         if statement is None or model is None:
             return None
-        edits = []
-        if not wrap.get("trainable") or wrap.get("explicit_false"):
-            edits.append(set_is_trainable(ctx, load))
-        if statement.target in (None, model):
-            edits.append(ctx.delete_statement(statement.statement))
-        else:
-            edits.append(ctx.replace(statement.statement.body[0], f"{statement.target} = {model}"))
-        import_edit = unused_import_edit(ctx, call.func)
-        if import_edit is not None:
-            edits.append(import_edit)
-        return self.make_fix(
-            "Load the adapter with `is_trainable=True` instead of wrapping it again", Applicability.UNSAFE, edits
+        flip = not wrap.get("trainable") or wrap.get("explicit_false")
+        if flip and not can_set_is_trainable(load):
+            return None
+        target = statement.target
+
+        def build(context: FixContext) -> list[Optional[Edit]]:
+            ctx = context.cst
+            edits: list[Optional[Edit]] = []
+            if flip:
+                edits.append(set_is_trainable(ctx, context.call(load)))
+            line = statement_line(context, call)
+            if target in (None, model):
+                edits.append(ctx.delete_statement(line))
+            else:
+                edits.append(ctx.replace(line.body[0], f"{target} = {model}"))
+            import_edit = unused_import_edit(ctx, context.call(call).func)
+            if import_edit is not None:
+                edits.append(import_edit)
+            return edits
+
+        return self.plan(
+            "Load the adapter with `is_trainable=True` instead of wrapping it again", Applicability.UNSAFE, build
         )
 
     VALID = (

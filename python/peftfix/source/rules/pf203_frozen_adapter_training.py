@@ -2,12 +2,11 @@ from __future__ import annotations
 
 from typing import Optional
 
-import libcst as cst
-
-from peftfix.diagnostics import Applicability, Fix
-from peftfix.source.edits.recipes import set_is_trainable
+from peftfix.diagnostics import Applicability, Edit
+from peftfix.source.edits.bridge import FixContext
+from peftfix.source.edits.recipes import can_set_is_trainable, set_is_trainable
 from peftfix.source.flow.model import Ev, Event, last_wrap
-from peftfix.source.rule import Invalid, Rule, subscribes
+from peftfix.source.rule import Invalid, PlannedFix, Rule, subscribes
 
 # After the load, these make the adapter trainable again (or train something else on purpose).
 THAWING = (Ev.UNFREEZE, Ev.ADD_ADAPTER)
@@ -63,17 +62,22 @@ class FrozenAdapterTraining(Rule):
         if wrap in self._thawed:
             return
         message = (
-            f"The adapter is loaded without `is_trainable=True` and then trained ({event.get('via')}, line "
-            f"{self.line(event.node)}): `from_pretrained` loads it frozen for inference, so no parameter requires "
+            f"The adapter is loaded without `is_trainable=True` and then trained ({event.get('via')}, "
+            f"{event.where(wrap.module)}): `from_pretrained` loads it frozen for inference, so no parameter requires "
             f"grad and training changes nothing. Pass `is_trainable=True`."
         )
-        self.report(wrap.node, message, self._fix(wrap))
+        self.report(wrap.module, wrap.node, message, self._fix(wrap))
 
-    def _fix(self, wrap: Event) -> Optional[Fix]:
-        if not isinstance(wrap.node, cst.Call):  # loading a PeftModel is always a call
+    def _fix(self, wrap: Event) -> Optional[PlannedFix]:
+        load = wrap.node
+        if not can_set_is_trainable(load):
             return None
         applicability = Applicability.UNSAFE if wrap.get("explicit_false") else Applicability.SAFE
-        return self.make_fix("Add `is_trainable=True`", applicability, [set_is_trainable(self.ctx, wrap.node)])
+
+        def build(context: FixContext) -> list[Optional[Edit]]:
+            return [set_is_trainable(context.cst, context.call(load))]
+
+        return self.plan("Add `is_trainable=True`", applicability, build)
 
     VALID = (
         """

@@ -40,12 +40,15 @@ class KbitPrepAfterPeft(Rule):
         if wrap is None:
             return
         message = (
-            f"`prepare_model_for_kbit_training` runs on a model that already has LoRA layers (added at line "
-            f"{self.line(wrap.node)}): it freezes every parameter, the adapter included, so nothing trains. Call it "
-            f"on the base model before `get_peft_model`."
+            f"`prepare_model_for_kbit_training` runs on a model that already has LoRA layers (added at "
+            f"{wrap.where(event.module)}): it freezes every parameter, the adapter included, so nothing trains. Call "
+            f"it on the base model before `get_peft_model`."
         )
         self.report(
-            event.node, message, self.display_only("Call `prepare_model_for_kbit_training` before `get_peft_model`")
+            event.module,
+            event.node,
+            message,
+            self.display_only("Call `prepare_model_for_kbit_training` before `get_peft_model`"),
         )
 
     VALID = (

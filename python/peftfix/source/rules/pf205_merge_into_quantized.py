@@ -38,11 +38,14 @@ class MergeIntoQuantized(Rule):
         if created is None or not created.get("quantized"):
             return
         message = (
-            f"`merge_and_unload()` on a model loaded in 4/8-bit (line {self.line(created.node)}): the LoRA delta is "
-            f"merged into quantized weights, where it is rounded away or fails with a dtype error. Reload the base "
-            f"in bf16/fp16 without quantization, load the adapter, then merge."
+            f"`merge_and_unload()` on a model loaded in 4/8-bit ({created.where(event.module)}): the LoRA delta is "
+            f'merged into quantized weights and quantized again, so it is rounded away (PEFT only warns "Merge lora '
+            f'module to 4-bit linear may get different generations"). Reload the base in bf16/fp16 without '
+            f"quantization, load the adapter, then merge."
         )
-        self.report(event.node, message, self.display_only("Merge into a base loaded without quantization"))
+        self.report(
+            event.module, event.node, message, self.display_only("Merge into a base loaded without quantization")
+        )
 
     VALID = (
         """

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import ast
 import re
 from typing import Optional
 
-from peftfix.diagnostics import Applicability, Fix
-from peftfix.source.edits.sequences import SequenceLiteral, remove_from_literal
+import libcst as cst
+
+from peftfix.diagnostics import Applicability, Edit
+from peftfix.source.edits.bridge import FixContext, FixUnavailable
+from peftfix.source.edits.sequences import remove_from_literal
 from peftfix.source.flow.model import Ev, Event, last_wrap
-from peftfix.source.rule import Invalid, Rule, subscribes
-from peftfix.source.syntax import iter_string_value
+from peftfix.source.module import SourceModule
+from peftfix.source.rule import Invalid, PlannedFix, Rule, subscribes
 
 # Module names that are never Linear layers in transformers models (or that live inside a LoRA layer).
 NON_LINEAR_NAMES = frozenset(
@@ -97,11 +101,15 @@ class NonLinearTargetModule(Rule):
         if event.kind is Ev.LINEAR_HELPER:
             self._helper(history, event)
             return
-        targets = event.get("config").info.get("targets")
-        if targets is None:
+        config = event.get("config")
+        targets, module = config.info.get("targets"), config.info.get("targets_module")
+        if targets is None or module is None:
             return
-        elements = list(targets.elements)
-        names = [iter_string_value(element.value) for element in elements]
+        elements = list(targets.elts)
+        names = [
+            element.value if isinstance(element, ast.Constant) and isinstance(element.value, str) else None
+            for element in elements
+        ]
         offending = [index for index, name in enumerate(names) if name is not None and is_non_linear(name)]
         for index in offending:
             name = names[index]
@@ -113,24 +121,31 @@ class NonLinearTargetModule(Rule):
                 f"`target_modules` names `{name}`, which {why}. Target Linear layers such as `q_proj`/`v_proj`, "
                 f'or `"all-linear"`.'
             )
-            self.report(elements[index].value, message, self._fix(targets, index, len(offending) == len(elements)))
+            fix = self._fix(module, targets, index, len(offending) == len(elements))
+            self.report(module, elements[index], message, fix)
 
-    def _fix(self, targets: SequenceLiteral, index: int, all_offending: bool) -> Optional[Fix]:
+    def _fix(self, module: SourceModule, targets: ast.AST, index: int, all_offending: bool) -> PlannedFix:
         if all_offending:
             return self.display_only("Replace the list with the model's Linear layer names")
-        edit = self.ctx.replace(targets, remove_from_literal(targets, index))
-        return self.make_fix("Remove the entry", Applicability.SAFE, [edit])
+
+        def build(context: FixContext) -> list[Optional[Edit]]:
+            literal = context.node(targets)
+            if not isinstance(literal, (cst.List, cst.Tuple, cst.Set)):
+                raise FixUnavailable("not a literal")
+            return [context.cst.replace(literal, remove_from_literal(literal, index))]
+
+        return self.plan("Remove the entry", Applicability.SAFE, build)
 
     def _helper(self, history: tuple, event: Event) -> None:
         wrap = last_wrap(history)
         if wrap is None:
             return
         message = (
-            f"`{event.get('helper')}` scans a model that already has LoRA layers (added at line "
-            f"{self.line(wrap.node)}): it returns LoRA's internals (`base_layer`, `default`), which LoRA cannot "
+            f"`{event.get('helper')}` scans a model that already has LoRA layers (added at "
+            f"{wrap.where(event.module)}): it returns LoRA's internals (`base_layer`, `default`), which LoRA cannot "
             f"target. Compute the names on the base model before wrapping it."
         )
-        self.report(event.node, message)
+        self.report(event.module, event.node, message)
 
     VALID = (
         """

@@ -34,8 +34,9 @@ class ExcessiveRank(Rule):
     EVENTS = subscribes(Ev.PEFT_CONFIG)
 
     def on_event(self, history: tuple, event: Event) -> None:
-        rank = event.get("config").info.get("rank")
-        limit = self.ctx.settings.max_rank
+        config = event.get("config")
+        rank = config.info.get("rank")
+        limit = self.settings.max_rank
         if rank is None or rank < limit:
             return
         message = (
@@ -43,7 +44,9 @@ class ExcessiveRank(Rule):
             f"(close to full fine-tuning in memory and time) and such ranks rarely help. Start with r=8–16 and "
             f"raise it only if evaluation says so."
         )
-        self.report(event.node, message, self.display_only("Use a rank of 8–16"), rank=rank, max_rank=limit)
+        self.report(
+            event.module, event.node, message, self.display_only("Use a rank of 8–16"), rank=rank, max_rank=limit
+        )
 
     VALID = (
         "from peft import LoraConfig\nconfig = LoraConfig(r=16)\n",

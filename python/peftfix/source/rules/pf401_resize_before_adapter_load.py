@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from typing import Optional
 
-from peftfix.diagnostics import Applicability, Fix
+from peftfix.diagnostics import Applicability, Edit
+from peftfix.source.edits.bridge import FixContext, FixUnavailable
+from peftfix.source.edits.recipes import statement_line
 from peftfix.source.flow.model import Ev, Event
-from peftfix.source.rule import Invalid, Rule, subscribes
-from peftfix.source.syntax import dotted_name
+from peftfix.source.flow.names import dotted_name
+from peftfix.source.rule import Invalid, PlannedFix, Rule, subscribes
 
 
 class ResizeBeforeAdapterLoad(Rule):
@@ -49,7 +51,10 @@ class ResizeBeforeAdapterLoad(Rule):
     def on_event(self, history: tuple, event: Event) -> None:
         if any(earlier.kind is Ev.RESIZE for earlier in history):
             return
-        evidence = self._tokenizer_evidence(event)
+        evidence = self._tokenizer_evidence(event, event.get("tokenizers", ()))
+        in_scope = evidence is not None
+        if evidence is None:
+            evidence = self._tokenizer_evidence(event, event.get("caller_tokenizers", ()))
         if evidence is None:
             return
         tokenizer, why = evidence
@@ -58,27 +63,43 @@ class ResizeBeforeAdapterLoad(Rule):
             f'loading fails with "size mismatch for ...embed_tokens" (the adapter was saved with the larger '
             f"vocabulary). Call `model.resize_token_embeddings(len({tokenizer}))` first."
         )
-        self.report(event.node, message, self._fix(event, tokenizer))
+        fix = self._fix(event, tokenizer) if in_scope else self._caller_fix(tokenizer)
+        self.report(event.module, event.node, message, fix)
 
-    def _tokenizer_evidence(self, event: Event) -> Optional[tuple[str, str]]:
+    def _caller_fix(self, tokenizer: str) -> PlannedFix:
+        return self.display_only(
+            f"Resize the model to the caller's tokenizer (`model.resize_token_embeddings(len({tokenizer}))`) "
+            "before this load"
+        )
+
+    def _tokenizer_evidence(self, event: Event, tokenizers: tuple) -> Optional[tuple[str, str]]:
         path_key = event.get("path_key")
-        for name, _tokenizer, histories in event.get("tokenizers", ()):
+        for name, _tokenizer, histories in tokenizers:
             for history in histories:
                 added = next((e for e in history if e.kind is Ev.TOKENS_ADDED), None)
                 if added is not None:
-                    return name, f"was extended with `{added.get('method')}` (line {self.line(added.node)})"
+                    return name, f"was extended with `{added.get('method')}` ({added.where(event.module)})"
                 created = history[0] if history and history[0].kind is Ev.CREATE_TOKENIZER else None
                 if created is not None and path_key is not None and created.get("path_key") == path_key:
                     return name, "is loaded from the adapter's directory (its vocabulary was saved with the adapter)"
         return None
 
-    def _fix(self, event: Event, tokenizer: str) -> Optional[Fix]:
-        model = dotted_name(event.get("model_arg")) if event.get("model_arg") is not None else None
-        statement = self.ctx.statement_of(event.node)
-        if model is None or statement is None or "." in tokenizer:
-            return self.display_only("Call `model.resize_token_embeddings(len(tokenizer))` before loading the adapter")
-        edit = self.ctx.insert_before_statement(statement, f"{model}.resize_token_embeddings(len({tokenizer}))")
-        return self.make_fix(f"Insert `{model}.resize_token_embeddings(len({tokenizer}))`", Applicability.SAFE, [edit])
+    def _fix(self, event: Event, tokenizer: str) -> PlannedFix:
+        module, load = event.module, event.node
+        model = dotted_name(event.get("model_arg"))
+        statement = module.statement_of(load)
+        fallback = self.display_only("Call `model.resize_token_embeddings(len(tokenizer))` before loading the adapter")
+        if model is None or statement is None or "." in tokenizer or not module.is_alone_on_its_lines(statement):
+            return fallback
+        line = f"{model}.resize_token_embeddings(len({tokenizer}))"
+
+        def build(context: FixContext) -> list[Optional[Edit]]:
+            edit = context.cst.insert_before_statement(statement_line(context, load), line)
+            if edit is None:
+                raise FixUnavailable("the load does not start its line")
+            return [edit]
+
+        return self.plan(f"Insert `{line}`", Applicability.SAFE, build)
 
     VALID = (
         """
