@@ -16,7 +16,7 @@ from peftfix import _native
 
 # A file is relevant when its bytes contain one of these. Every rule needs a name that resolves to peft or
 # transformers, and resolving one needs the module's name in the file (an import, `import_module("peft")`),
-# so b"peft" and b"transformers" are what makes the filter sufficient; b"Peft" is a cheap hedge for
+# so b"peft", b"transformers" and b"unsloth" are what makes the filter sufficient; b"Peft" is a cheap hedge for
 # `PeftModel` / `AutoPeftModel*` names. trl is matched as b" trl" / b",trl", which every import of it
 # contains (`import trl`, `from trl import`, `import os, trl`, `import os,trl`), rather than a bare b"trl"
 # that is inside every "control" and "ctrl" and would let most of a codebase through.
@@ -26,6 +26,7 @@ PREFILTER_NEEDLES: tuple[bytes, ...] = (
     b"transformers",
     b" trl",
     b",trl",
+    b"unsloth",
 )
 
 

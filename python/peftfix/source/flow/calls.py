@@ -95,6 +95,8 @@ class CallSemantics:
             else:
                 callee = self.interp.eval(func, state)
         arguments = self.arguments(call, state)
+        if qualified is None:
+            qualified = self._common_library_callee(func, receiver if isinstance(func, ast.Attribute) else callee)
         if qualified is not None:
             return self.library_call(call, qualified, arguments, state)
         if isinstance(func, ast.Attribute):
@@ -110,6 +112,14 @@ class CallSemantics:
             for cls in classes:
                 result |= self.interp.construct(call, cls, arguments, state)
             return result
+        if (
+            isinstance(func, ast.Attribute)
+            and not receiver
+            and isinstance(func.value, ast.Name)
+            and self.library.is_unresolved_model_loader(func.value.id, func.attr)
+        ):
+            entry = CallEntry("load-model", (), (), {"family": None})
+            return self.effect_load_model(call, f"{func.value.id}.{func.attr}", entry, arguments, state)
         if isinstance(func, ast.Attribute) and func.attr in self.library.methods and not receiver:
             receiver = self.materialize(func.value, state)
         if receiver and isinstance(func, ast.Attribute):
@@ -124,6 +134,27 @@ class CallSemantics:
         if isinstance(func, ast.Attribute) and func.attr == "backward":  # accelerator.backward(loss)
             self._train_from_outputs(call, views, state)
         return views
+
+    def _common_library_callee(self, func: ast.AST, value: frozenset) -> Optional[str]:
+        """One of several library callees a variable may hold, when they all mean the same thing here."""
+        if not value or any(obj.kind is not Kind.MODULE for obj in value):
+            return None
+        names = sorted(obj.info["qualified"] for obj in value)
+        if isinstance(func, ast.Attribute):
+            names = [f"{name}.{func.attr}" for name in names]
+        entries = [self.library.call(name) for name in names]
+        if any(entry is None for entry in entries):
+            return None
+        kinds = {(entry.effect, entry.get("family"), entry.get("construct")) for entry in entries if entry}
+        if len(kinds) == 1:
+            return names[0]
+        # Model classes that differ in their head: the effect is known, which head it is is not.
+        if {kind[0] for kind in kinds} == {"load-model"} and len({kind[2] for kind in kinds}) == 1:
+            causal = [
+                name for name, entry in zip(names, entries, strict=True) if entry and entry.get("family") == "causal"
+            ]
+            return causal[0] if causal else None
+        return None
 
     def arguments(self, call: ast.Call, state: State) -> CallArguments:
         arguments = CallArguments(call)
@@ -161,7 +192,15 @@ class CallSemantics:
         func = call.func
         # The class for `AutoModel.from_pretrained(...)`, else the callee itself.
         reference = func.value if construct != "init" and isinstance(func, ast.Attribute) else func
-        trust = arguments.keywords.get("trust_remote_code")
+        trusts: list[tuple[Optional[ast.AST], frozenset]] = (
+            [arguments.keywords["trust_remote_code"]] if "trust_remote_code" in arguments.keywords else []
+        )
+        trusts += arguments.spread_items("trust_remote_code")
+        path = arguments.node((0, "pretrained_model_name_or_path")) if construct != "init" else None
+        path_key = self.value_key(path, arguments.value((0, "pretrained_model_name_or_path"))) if path else None
+        if path_key is None and construct != "init":
+            name_node = arguments.node((-1, "model_name"))  # unsloth's spelling
+            path_key = self.value_key(name_node, arguments.value((-1, "model_name"))) if name_node else None
         event = self.event(
             Ev.CREATE_MODEL,
             call,
@@ -169,9 +208,13 @@ class CallSemantics:
             class_name=class_name,
             ref=reference,
             construct=construct,
-            trust_remote_code=trust is not None and literal_bool(trust[0]) is not False,
+            trust_remote_code=any(
+                (literal_bool(node) if node is not None else self._const_bool(value)) is not False
+                for node, value in trusts
+            ),
             quantized=self.quantized(arguments, state, bool(entry.get("quantized_default", False))),
             patches_trainers=bool(entry.get("patches_trainers", False)),
+            path_key=path_key,
         )
         model = self.interp.new_object(Kind.MODEL, state, event)
         returns = entry.get("returns")
@@ -494,6 +537,11 @@ class CallSemantics:
             for obj in base:
                 if obj.kind is Kind.MAPPING and key in obj.info["items"]:
                     result |= obj.info["items"][key]
+        elif not isinstance(index, ast.Constant):
+            for obj in base:
+                if obj.kind is Kind.MAPPING:  # an unknown key: any of the values
+                    for item in obj.info["items"].values():
+                        result |= item
             if self.interp.qualified(node.value, state) == "os.environ":
                 return self.interp.const(node, None, f"env:{key}")
         return result
@@ -506,7 +554,11 @@ class CallSemantics:
         node = arguments.node(argument)
         if node is None:
             return EMPTY
-        models = frozenset(obj for obj in arguments.value(argument) if obj.kind in HISTORY_KINDS)
+        value = arguments.value(argument)
+        models = frozenset(obj for obj in value if obj.kind in HISTORY_KINDS)
+        for obj in value:
+            if obj.kind is Kind.SEQUENCE and obj.info["items"]:  # `model = FastLanguageModel.from_pretrained(...)`
+                models |= frozenset(item for item in obj.info["items"][0] if item.kind in HISTORY_KINDS)
         return models or self.materialize(node, state)
 
     def materialize(self, node: ast.AST, state: State) -> frozenset:

@@ -28,6 +28,7 @@ class Test:
     variable: str
     what: str
     expected: bool
+    value: object = None  # the literal of an "eq" test
 
 
 Condition = list[Test]  # a conjunction; an empty list narrows nothing
@@ -35,20 +36,41 @@ Condition = list[Test]  # a conjunction; an empty list narrows nothing
 
 def narrow(interp: Evaluator, test: ast.expr, state: State) -> tuple[Optional[State], Optional[State]]:
     """(state where ``test`` holds, state where it does not); None for a side that cannot happen."""
-    canonical, flipped = _canonical(test)
-    fact = _fact_key(canonical)
-    known = state.env.get(fact) if fact is not None else None
     sides: list[Optional[State]] = []
     for outcome in (True, False):
-        canonical_outcome = outcome != flipped
-        if known is not None and _fact_value(known) is not canonical_outcome:
-            sides.append(None)  # the same test, unchanged since, came out the other way on this path
-            continue
-        side = _apply(interp, test, _condition(interp, test, state, outcome), state.copy())
-        if side is not None and fact is not None:
-            side.env[fact] = interp.const(test, canonical_outcome, None)
+        side: Optional[State] = state.copy()
+        for part, part_outcome in _conjuncts(test, outcome):
+            side = _remember(interp, part, part_outcome, side) if side is not None else None
+        if side is not None:
+            side = _apply(interp, test, _condition(interp, test, state, outcome), side)
         sides.append(side)
     return sides[0], sides[1]
+
+
+def _conjuncts(test: ast.expr, outcome: bool) -> list[tuple[ast.expr, bool]]:
+    """Tests that must each come out as given for ``test`` to come out as ``outcome``."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        return _conjuncts(test.operand, not outcome)
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And) == outcome:
+        return [part for value in test.values for part in _conjuncts(value, outcome)]
+    if isinstance(test, ast.BoolOp):
+        return []
+    return [(test, outcome)]
+
+
+def _remember(interp: Evaluator, test: ast.expr, outcome: bool, state: State) -> Optional[State]:
+    """The path remembers how a side-effect-free test came out; the same test, unchanged since, cannot come out
+    the other way on it."""
+    canonical, flipped = _canonical(test)
+    fact = _fact_key(canonical)
+    if fact is None:
+        return state
+    wanted = outcome != flipped
+    known = state.env.get(fact)
+    if known is not None and _fact_value(known) is not None and _fact_value(known) is not wanted:
+        return None
+    state.env[fact] = interp.const(test, wanted, None)
+    return state
 
 
 def _canonical(test: ast.expr) -> tuple[ast.expr, bool]:
@@ -92,6 +114,10 @@ def _condition(interp: Evaluator, test: ast.expr, state: State, outcome: bool) -
     if isinstance(test, ast.Call):
         single = _call_test(interp, test, state)
         return [Test(single.variable, single.what, single.expected == outcome)] if single else []
+    equality = _equality_test(test)
+    if equality is not None:
+        variable, value, equal_when_true = equality
+        return [Test(variable, "eq", equal_when_true == outcome, value)]
     count = _count_test(test)
     if count is not None:
         variable, positive_when_true = count
@@ -107,6 +133,19 @@ def _condition(interp: Evaluator, test: ast.expr, state: State, outcome: bool) -
     if tested is not None:  # `if model:` — a model is truthy; None, "" and 0 are not
         return [Test(tested, "falsy", not outcome)]
     return []
+
+
+def _equality_test(test: ast.expr) -> Optional[tuple[str, object, bool]]:
+    """``backend == "peft"``: (variable, the literal, whether true means equal)."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Eq, ast.NotEq))):
+        return None
+    left, right = test.left, test.comparators[0]
+    if isinstance(left, ast.Constant):
+        left, right = right, left
+    variable = dotted_name(left)
+    if variable is None or not isinstance(right, ast.Constant) or not isinstance(right.value, (str, int)):
+        return None
+    return variable, right.value, isinstance(test.ops[0], ast.Eq)
 
 
 def _count_test(test: ast.expr) -> Optional[tuple[str, bool]]:
@@ -183,6 +222,12 @@ def _is_peft(history: tuple, test: Test) -> Optional[bool]:
     return is_peft_model(history)
 
 
+def _literal(obj: Obj) -> bool:
+    """A constant written in the program (not a default that stands for an environment variable)."""
+    key = obj.info.get("key")
+    return key is None or str(key).startswith("str:")
+
+
 def _is_none(node: ast.AST) -> bool:
     return isinstance(node, ast.Constant) and node.value is None
 
@@ -205,9 +250,22 @@ def _apply(interp: Evaluator, node: ast.expr, condition: Condition, state: State
                         )
                 kept.add(obj)
                 continue
+            if test.what == "eq":
+                if obj.kind is Kind.CONST and _literal(obj):
+                    if (obj.info.get("value") == test.value) == test.expected:
+                        kept.add(obj)
+                    continue
+                if obj.kind is not Kind.PARAM:
+                    kept.add(obj)
+                    continue
             if obj.kind is Kind.PARAM:
                 # What a parameter is depends on the caller: the path holds only for callers where the test does.
-                assumption = Event(Ev.ASSUME, node, interp.module, {"what": test.what, "expected": test.expected})
+                assumption = Event(
+                    Ev.ASSUME,
+                    node,
+                    interp.module,
+                    {"what": test.what, "expected": test.expected, "value": test.value},
+                )
                 state.heap[obj] = frozenset((*history, assumption) for history in state.heap.get(obj, ((),)))
                 kept.add(obj)
                 continue

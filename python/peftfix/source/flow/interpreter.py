@@ -44,6 +44,7 @@ from peftfix.source.flow.model import (
 from peftfix.source.flow.names import (
     CONFLICT,
     KNOWN_BUILTINS,
+    GlobalValue,
     ImportTarget,
     dotted_name,
     global_definitions,
@@ -692,6 +693,13 @@ class Analysis:
             value = frozenset([self.function_object(definition, None, context.module)])
         elif isinstance(definition, ast.ClassDef):
             value = frozenset([self.class_object(definition, context.module)])
+        elif isinstance(definition, GlobalValue):
+            context.values[name] = None  # a literal that refers to itself resolves to nothing
+            outer, self._in_function = self._in_function, True
+            try:
+                value = self.eval(definition.node, State()) or None
+            finally:
+                self._in_function = outer
         else:
             value = None
         context.values[name] = value  # type: ignore[assignment]

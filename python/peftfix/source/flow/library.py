@@ -76,6 +76,13 @@ class Library:
     peft_model_attributes: frozenset[str]
     injected_attributes: frozenset[str]
     peft_model_classes: tuple[Pattern, ...]
+    unresolved_model_classes: tuple[str, ...] = ()
+    unresolved_model_methods: tuple[str, ...] = ()
+
+    def is_unresolved_model_loader(self, class_name: str, method: str) -> bool:
+        return method in self.unresolved_model_methods and any(
+            fnmatchcase(class_name, pattern) for pattern in self.unresolved_model_classes
+        )
 
     def call(self, qualified: str) -> Optional[CallEntry]:
         """The entry for a callee's qualified name, or None for a call the model does not know."""
@@ -110,6 +117,8 @@ def parse(document: dict[str, Any]) -> Library:
         peft_model_attributes=frozenset(peft_model.get("attributes", ())),
         injected_attributes=frozenset(peft_model.get("injected_attributes", ())),
         peft_model_classes=_patterns(peft_model.get("classes", ())),
+        unresolved_model_classes=tuple(document.get("unresolved_model", {}).get("classes", ())),
+        unresolved_model_methods=tuple(document.get("unresolved_model", {}).get("methods", ())),
     )
 
 

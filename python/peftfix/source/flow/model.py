@@ -175,6 +175,13 @@ def is_peft_model(history: tuple) -> Optional[bool]:
 def holds(assumption: Event, obj: Obj, history: Optional[tuple]) -> bool:
     """Whether a caller's object (with ``history``, when it has histories) satisfies a branch assumption."""
     what, expected = assumption.get("what"), assumption.get("expected")
+    if what == "eq":
+        key = obj.info.get("key")
+        if obj.kind is Kind.CONST and (key is None or str(key).startswith("str:")):
+            return (obj.info.get("value") == assumption.get("value")) == expected
+        return True
+    if what == "count":
+        return True
     if what in ("peft", "peft-or-injected"):
         if obj.kind in (Kind.MODEL, Kind.TOKENIZER) and history is not None:
             return is_peft_model(history) in (expected, None)

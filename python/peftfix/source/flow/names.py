@@ -60,6 +60,17 @@ def is_tracked(qualified: Optional[str]) -> bool:
     return qualified is not None and qualified.split(".", 1)[0] in TRACKED_PACKAGES
 
 
+# Module-level values functions may read: literals of names and constants (`MODEL_CLASSES = {"llama": (...)}`).
+LITERALS = (ast.Dict, ast.Tuple, ast.List, ast.Constant, ast.Name, ast.Attribute)
+
+
+@dataclass(frozen=True, eq=False)
+class GlobalValue:
+    """A module-level name bound once to a literal: functions that read it see its value."""
+
+    node: ast.expr
+
+
 class _Conflict:
     """Marks a global bound in more than one way at module level: not resolvable."""
 
@@ -100,6 +111,13 @@ def global_definitions(tree: ast.Module) -> dict[str, object]:
             record(statement.name, statement)
         elif isinstance(statement, ast.Assign) and _is_none(statement.value):
             continue  # `except ImportError: X = None` keeps the import's meaning where it exists
+        elif (
+            isinstance(statement, ast.Assign)
+            and len(statement.targets) == 1
+            and isinstance(statement.targets[0], ast.Name)
+            and isinstance(statement.value, LITERALS)
+        ):
+            record(statement.targets[0].id, GlobalValue(statement.value))
         elif isinstance(statement, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             assigned = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
             for target_node in assigned:

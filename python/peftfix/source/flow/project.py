@@ -106,7 +106,8 @@ class Project:
             for _ in range(level - 1):
                 here = os.path.dirname(here)
             return [here]
-        bases = [here, _package_top(here), *self.roots]
+        # The importing file's directory, the top of its package, each root, and the `src/` layout under it.
+        bases = [here, _package_top(here), *self.roots, *(os.path.join(root, "src") for root in self.roots)]
         unique: list[str] = []
         for base in bases:
             if base not in unique:

@@ -5,7 +5,7 @@ from typing import Optional
 from peftfix.diagnostics import Applicability, Edit
 from peftfix.source.edits.bridge import FixContext, FixUnavailable
 from peftfix.source.edits.recipes import statement_line
-from peftfix.source.flow.model import Ev, Event
+from peftfix.source.flow.model import Ev, Event, creation
 from peftfix.source.flow.names import dotted_name
 from peftfix.source.rule import Invalid, PlannedFix, Rule, subscribes
 
@@ -51,10 +51,12 @@ class ResizeBeforeAdapterLoad(Rule):
     def on_event(self, history: tuple, event: Event) -> None:
         if any(earlier.kind is Ev.RESIZE for earlier in history):
             return
-        evidence = self._tokenizer_evidence(event, event.get("tokenizers", ()))
+        created = creation(history)
+        base_key = created.get("path_key") if created is not None else None
+        evidence = self._tokenizer_evidence(event, event.get("tokenizers", ()), base_key)
         in_scope = evidence is not None
         if evidence is None:
-            evidence = self._tokenizer_evidence(event, event.get("caller_tokenizers", ()))
+            evidence = self._tokenizer_evidence(event, event.get("caller_tokenizers", ()), base_key)
         if evidence is None:
             return
         tokenizer, why = evidence
@@ -72,7 +74,9 @@ class ResizeBeforeAdapterLoad(Rule):
             "before this load"
         )
 
-    def _tokenizer_evidence(self, event: Event, tokenizers: tuple) -> Optional[tuple[str, str]]:
+    def _tokenizer_evidence(
+        self, event: Event, tokenizers: tuple, base_key: Optional[str]
+    ) -> Optional[tuple[str, str]]:
         path_key = event.get("path_key")
         for name, _tokenizer, histories in tokenizers:
             for history in histories:
@@ -80,7 +84,9 @@ class ResizeBeforeAdapterLoad(Rule):
                 if added is not None:
                     return name, f"was extended with `{added.get('method')}` ({added.where(event.module)})"
                 created = history[0] if history and history[0].kind is Ev.CREATE_TOKENIZER else None
-                if created is not None and path_key is not None and created.get("path_key") == path_key:
+                # A tokenizer saved with the adapter has its vocabulary, unless the base model comes from there too.
+                from_adapter = path_key is not None and created is not None and created.get("path_key") == path_key
+                if from_adapter and base_key != path_key:
                     return name, "is loaded from the adapter's directory (its vocabulary was saved with the adapter)"
         return None
 
