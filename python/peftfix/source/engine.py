@@ -14,9 +14,10 @@ from __future__ import annotations
 import ast
 import contextlib
 import sys
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional, TypeVar
 
 from peftfix.diagnostics import Applicability, Diagnostic, Edit, Fix, Location
 from peftfix.source import fixer
@@ -33,9 +34,12 @@ from peftfix.source.suppression import is_suppressed, suppressions
 
 __all__ = ["FileOutcome", "SourceError", "check_bytes", "check_source", "decode", "fix_source"]
 
-# The analysis recurses once per nesting level of an expression; CPython accepts deeper nesting than the default
-# limit lets an interpreter written in Python walk (a 2,000-call chain, a 20,000-term concatenation).
-RECURSION_LIMIT = 100_000
+# Nesting depth the parse and the analysis follow (a 2,000-call chain, a 20,000-term concatenation are far
+# below), on a stack large enough for it.
+RECURSION_LIMIT = 200_000
+DEEP_STACK_BYTES = 512 * 1024 * 1024
+_DEEP_LOCK = threading.Lock()
+T = TypeVar("T")
 
 
 @dataclass
@@ -68,8 +72,8 @@ def check_bytes(
     except SourceError as error:
         return FileOutcome(filename, _parse_error(error, filename, settings))
     if not fix:
-        return _check(source, filename, settings, project, with_edits)
-    outcome = fix_source(source, filename, settings, project=project, importers=importers)
+        return _deep(lambda: _check(source, filename, settings, project, with_edits))
+    outcome = _deep(lambda: fix_source(source, filename, settings, project=project, importers=importers))
     if outcome.new_source is not None:
         outcome.new_bytes = outcome.new_source.encode(encoding)
     return outcome
@@ -79,7 +83,7 @@ def check_source(
     source: str, filename: str = "<stdin>", settings: Optional[Settings] = None, project: Optional[Project] = None
 ) -> list[Diagnostic]:
     """The diagnostics of one file's text, with the edits of their fixes."""
-    return _check(source, filename, settings or default_settings(), project, True).diagnostics
+    return _deep(lambda: _check(source, filename, settings or default_settings(), project, True)).diagnostics
 
 
 def fix_source(
@@ -140,14 +144,37 @@ def _check(source: str, filename: str, settings: Settings, project: Optional[Pro
     return FileOutcome(filename, own, source=source, foreign=foreign, touched=touched)
 
 
-@contextlib.contextmanager
-def _deep_recursion() -> Iterator[None]:
-    previous = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(previous, RECURSION_LIMIT))
-    try:
-        yield
-    finally:
-        sys.setrecursionlimit(previous)
+def _deep(function: Callable[[], T]) -> T:
+    """Run ``function`` where deep nesting fits: a thread with a large stack and a high recursion limit.
+
+    CPython builds the ``ast`` of a 20,000-term concatenation recursively and the analysis walks it the same way;
+    the main thread's stack and the default recursion limit allow neither. Past ``RECURSION_LIMIT`` the parse
+    raises RecursionError (a PF000), never overflows the stack.
+    """
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, function()))
+        except BaseException as error:  # re-raised in the caller's thread
+            outcome.append((False, error))
+
+    with _DEEP_LOCK:
+        previous_limit = sys.getrecursionlimit()
+        previous_stack = threading.stack_size()
+        sys.setrecursionlimit(max(previous_limit, RECURSION_LIMIT))
+        try:
+            threading.stack_size(DEEP_STACK_BYTES)
+            worker = threading.Thread(target=run, name="peftfix-analysis")
+            worker.start()
+        finally:
+            threading.stack_size(previous_stack)
+        worker.join()
+        sys.setrecursionlimit(previous_limit)
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 def _analyse(
@@ -188,13 +215,12 @@ def _analyse(
         importer = project.module_at(path)
         if importer is not None and importer.filename != module.filename:
             entries.append(importer)
-    with _deep_recursion():
-        for entry in entries:
-            analysis = Analysis(project, on_event, on_final)
-            with contextlib.suppress(RecursionError):  # deeper than even the raised limit: what was found stands
-                analysis.run(entry)
-            if touched is not None:
-                touched.extend(sorted(m.filename for m in analysis.touched if m.filename != module.filename))
+    for entry in entries:
+        analysis = Analysis(project, on_event, on_final)
+        with contextlib.suppress(RecursionError):  # deeper than even the raised limit: what was found stands
+            analysis.run(entry)
+        if touched is not None:
+            touched.extend(sorted(m.filename for m in analysis.touched if m.filename != module.filename))
     silenced: dict[str, dict[int, frozenset]] = {}
     kept = []
     for item in found.values():

@@ -12,13 +12,35 @@ import ast
 import bisect
 import re
 from collections.abc import Iterator
-from functools import cached_property
 from typing import Optional
 
 from peftfix.diagnostics import Location
 from peftfix.source.name_index import NameIndex
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _span(node: ast.AST) -> tuple[tuple[int, int], tuple[int, int]]:
+    start = (node.lineno, node.col_offset)  # type: ignore[attr-defined]
+    end = (getattr(node, "end_lineno", None) or start[0], getattr(node, "end_col_offset", None) or start[1])
+    return start, end
+
+
+def _contains(statement: ast.AST, wanted: tuple[tuple[int, int], tuple[int, int]]) -> bool:
+    span = _span(statement)
+    return span[0] <= wanted[0] and wanted[1] <= span[1]
+
+
+def _blocks(statement: ast.stmt) -> list[list[ast.stmt]]:
+    """The statement lists directly inside a compound statement."""
+    blocks = [
+        getattr(statement, field)
+        for field in ("body", "orelse", "finalbody")
+        if isinstance(getattr(statement, field, None), list)
+    ]
+    blocks += [handler.body for handler in getattr(statement, "handlers", ())]
+    blocks += [case.body for case in getattr(statement, "cases", ())]
+    return blocks
 
 
 def line_starts(source: str) -> list[int]:
@@ -35,6 +57,7 @@ class SourceModule:
         self.tree = tree
         self.name = name
         self.line_starts = line_starts(source)
+        self._starts: dict[int, list[tuple[int, int]]] = {}  # statement starts per block, for _locate
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         return f"SourceModule({self.filename!r})"
@@ -70,35 +93,52 @@ class SourceModule:
 
     # ------------------------------------------------------------------------------- structure (on demand)
 
-    @cached_property
-    def parents(self) -> dict[ast.AST, ast.AST]:
-        found: dict[ast.AST, ast.AST] = {}
-        for parent in ast.walk(self.tree):
-            for child in ast.iter_child_nodes(parent):
-                found[child] = parent
-        return found
-
-    @cached_property
-    def names(self) -> NameIndex:
-        return NameIndex(self.source, self.line_starts, self.tree)
+    def names_between(self, start: int, end: int) -> NameIndex:
+        """Where names are read and bound in the statements overlapping ``[start, end)``: only those are walked,
+        so asking about a few lines of a large file costs a few lines."""
+        body = self.tree.body
+        starts = [self.offset(s.lineno, s.col_offset) for s in body]
+        first = max(bisect.bisect_right(starts, start) - 1, 0)
+        last = bisect.bisect_left(starts, end)
+        part = ast.Module(body=body[first:last], type_ignores=[])
+        return NameIndex(self.source, self.line_starts, part)
 
     def statement_of(self, node: ast.AST) -> Optional[ast.stmt]:
         """The innermost statement containing ``node`` (``node`` itself when it is one)."""
-        current: Optional[ast.AST] = node
-        while current is not None and not isinstance(current, ast.stmt):
-            current = self.parents.get(current)
-        return current
+        found = self._locate(node)
+        return found[0] if found is not None else None
 
     def block_of(self, statement: ast.stmt) -> Optional[tuple[ast.AST, list[ast.stmt]]]:
-        """The node and the statement list (``body``, ``orelse``, ``handlers``' bodies...) holding ``statement``."""
-        parent = self.parents.get(statement)
-        if parent is None:
-            return None
-        for field in ("body", "orelse", "finalbody"):
-            block = getattr(parent, field, None)
-            if isinstance(block, list) and any(item is statement for item in block):
-                return parent, block
-        return None
+        """The node and the statement list (``body``, ``orelse``, a handler's body...) holding ``statement``."""
+        found = self._locate(statement)
+        return (found[1], found[2]) if found is not None else None
+
+    def _locate(self, node: ast.AST) -> Optional[tuple[ast.stmt, ast.AST, list[ast.stmt]]]:
+        """(innermost statement containing ``node``, its parent, the list holding it), found by descending
+        through the statements by position (a bisection per level: no parent map of the whole tree)."""
+        wanted = _span(node)
+        parent: ast.AST = self.tree
+        block: list[ast.stmt] = self.tree.body
+        while True:
+            starts = self._starts.get(id(block))
+            if starts is None:
+                starts = self._starts[id(block)] = [(s.lineno, s.col_offset) for s in block]
+            index = bisect.bisect_right(starts, wanted[0]) - 1
+            if index < 0:
+                return None
+            statement = block[index]
+            span = _span(statement)
+            if not (span[0] <= wanted[0] and wanted[1] <= span[1]):
+                return None
+            if statement is node:
+                return statement, parent, block
+            inner = next(
+                (sub for sub in _blocks(statement) if sub and _span(sub[0])[0] <= wanted[0] <= _span(sub[-1])[1]),
+                None,
+            )
+            if inner is None or not any(_contains(s, wanted) for s in inner):
+                return statement, parent, block
+            parent, block = statement, inner
 
     def is_alone_on_its_lines(self, statement: ast.stmt) -> bool:
         """True when no other statement shares the statement's lines (not ``a = 1; b = 2``, not ``if x: y``)."""

@@ -9,12 +9,15 @@ from typing import Optional
 
 ALL = frozenset({"*"})
 _NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
+_MARKER = re.compile(r"noqa|peftfix\s*:", re.IGNORECASE)
 _IGNORE = re.compile(r"#\s*peftfix:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.IGNORECASE)
 
 
 def suppressions(source: str) -> dict[int, frozenset]:
     """Map a 1-based line to the codes silenced there (``ALL`` for a bare ``# noqa``)."""
     silenced: dict[int, frozenset] = {}
+    if not _MARKER.search(source):  # tokenizing a large file costs more than checking it: skip when pointless
+        return silenced
     for line, comment in _comments(source):
         codes = _codes_in(comment)
         if codes is not None:

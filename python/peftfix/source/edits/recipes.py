@@ -78,12 +78,14 @@ def references_between(
     if "." in name:
         return []
     ignored = {module.span(node)[0] for node in ignore}
-    return [offset for offset in module.names.reads_between(name, start, end) if offset not in ignored]
+    return [
+        offset for offset in module.names_between(start, end).reads_between(name, start, end) if offset not in ignored
+    ]
 
 
 def assigned_between(module: SourceModule, name: str, start: int, end: int) -> bool:
     # Attribute targets (``self.model``) are not indexed: assume the worst.
-    return "." in name or module.names.bound_between(name, start, end)
+    return "." in name or module.names_between(start, end).bound_between(name, start, end)
 
 
 def can_set_is_trainable(call: ast.AST) -> bool:

@@ -88,7 +88,7 @@ class Summary:
 class ModuleContext:
     module: SourceModule
     definitions: dict[str, object]
-    values: dict[str, frozenset] = field(default_factory=dict)  # resolved globals, memoised
+    values: dict[str, Optional[frozenset]] = field(default_factory=dict)  # resolved globals, memoised
 
 
 class Analysis:
@@ -120,7 +120,7 @@ class Analysis:
         self._derived_by_path: dict[tuple[Obj, str], Obj] = {}
         self._dispatched: set[tuple[tuple, Event]] = set()
         self._fork_target: Optional[ast.AST] = None
-        self._assigned: tuple[Optional[ast.AST], frozenset[str]] = (None, frozenset())
+        self._statement: Optional[ast.stmt] = None  # the assignment or expression statement being run
         # Where exceptions raised by the statement being run go (the innermost `try` of the current scope).
         self._raise_sink: Optional[list[State]] = None
         # Bumped whenever an object's history grows: raise points are recorded only after something happened.
@@ -235,8 +235,11 @@ class Analysis:
 
     def assigned_names(self, call: ast.AST) -> frozenset[str]:
         """The names the statement being run assigns ``call``'s result to, when ``call`` is its whole value."""
-        node, names = self._assigned
-        return names if node is call else frozenset()
+        statement = self._statement
+        if statement is None or getattr(statement, "value", None) is not call:
+            return frozenset()
+        targets = statement.targets if isinstance(statement, ast.Assign) else [getattr(statement, "target", None)]
+        return frozenset(name for target in targets if target is not None and (name := dotted_name(target)))
 
     def end_path(self, state: State) -> None:
         state.ended = True
@@ -244,6 +247,21 @@ class Analysis:
     # --------------------------------------------------------------------------------------- statements
 
     def exec_block(self, statements: Sequence[ast.stmt], paths: list[State], frame: Frame) -> list[State]:
+        if not frame.raises and self._raise_sink is None:
+            # The common case, kept tight: most statements of a module run here.
+            for statement in statements:
+                if not paths:
+                    return []
+                if len(paths) == 1:
+                    paths = self.exec_statement(statement, paths[0], frame)
+                    if len(paths) > 1:
+                        paths = bounded(paths)
+                    continue
+                following: list[State] = []
+                for state in paths:
+                    following.extend(self.exec_statement(statement, state, frame))
+                paths = following if len(following) <= 1 else bounded(following)
+            return paths
         recorded = -1
         for statement in statements:
             if not paths:
@@ -253,13 +271,13 @@ class Analysis:
                 sink.extend(state.copy() for state in paths)
                 recorded = self._effects
             outer_sink, self._raise_sink = self._raise_sink, sink
-            following: list[State] = []
+            after: list[State] = []
             try:
                 for state in paths:
-                    following.extend(self.exec_statement(statement, state, frame))
+                    after.extend(self.exec_statement(statement, state, frame))
             finally:
                 self._raise_sink = outer_sink
-            paths = following if len(following) <= 1 else bounded(following)
+            paths = after if len(after) <= 1 else bounded(after)
         return paths
 
     def exec_statement(self, node: ast.stmt, state: State, frame: Frame) -> list[State]:
@@ -395,15 +413,13 @@ class Analysis:
         value_node = getattr(node, "value", None)
         outer_target, outer_forks = self._fork_target, self._forks
         self._fork_target, self._forks = value_node if isinstance(value_node, ast.Call) else None, []
-        targets = (
-            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        )
-        self._assigned = (value_node, frozenset(name for target in targets if (name := dotted_name(target))))
+        outer_statement, self._statement = self._statement, node
         try:
             value = self.eval(value_node, state) if value_node is not None else EMPTY
             forks = self._forks
         finally:
             self._fork_target, self._forks = outer_target, outer_forks
+            self._statement = outer_statement
         results = []
         for path, path_value in [(state, value), *forks]:
             if path.ended:
@@ -442,9 +458,16 @@ class Analysis:
             return
         name = dotted_name(target)
         if name is not None:
-            state.bind(name, value)
+            if not value and name not in state.env and not self._shadows_global(name):
+                state.forget(name)  # nothing known, nothing to hide: no entry (most assignments of a module)
+            else:
+                state.bind(name, value)
             if isinstance(target, ast.Attribute) and target.attr == "requires_grad":
                 self.calls.requires_grad_assigned(target, state)
+
+    def _shadows_global(self, name: str) -> bool:
+        """Whether binding ``name`` inside a function hides a module-level name the function would otherwise see."""
+        return self._in_function and self._current is not None and name in self._current.definitions
 
     def _store_item(self, target: ast.Subscript, value: frozenset, state: State) -> None:
         """``kwargs["load_in_4bit"] = True``: the dict of known keys the variable holds gets the key, on this path."""
@@ -702,7 +725,7 @@ class Analysis:
                 self._in_function = outer
         else:
             value = None
-        context.values[name] = value  # type: ignore[assignment]
+        context.values[name] = value
         return value
 
     def _module_global(self, module: SourceModule, name: str) -> frozenset:
@@ -1147,6 +1170,8 @@ def _functions(body: list[ast.stmt], cls: Optional[ast.ClassDef] = None) -> list
     """Every function, however nested, with the class it is a method of (None for plain functions)."""
     found: list[tuple[Any, Optional[ast.ClassDef]]] = []
     for statement in body:
+        if isinstance(statement, _SIMPLE_STATEMENTS):
+            continue
         if isinstance(statement, FunctionNode):
             found.append((statement, cls))
             found += _functions(statement.body, None)
@@ -1177,17 +1202,34 @@ def _method(cls: ast.ClassDef, name: str) -> Optional[ast.AST]:
 def _definitions(body: list[ast.stmt], kind: Any) -> list[Any]:
     """Every function or class definition, however nested, found by walking statements only (cheap)."""
     found = []
-    pending = list(body)
+    pending = list(reversed(body))
     while pending:
-        statement = pending.pop(0)
+        statement = pending.pop()
         if isinstance(statement, kind):
             found.append(statement)
+        if isinstance(statement, _SIMPLE_STATEMENTS):
+            continue
+        inner: list[ast.stmt] = []
         for field_name in ("body", "orelse", "finalbody"):
             block = getattr(statement, field_name, None)
             if isinstance(block, list):
-                pending.extend(block)
+                inner.extend(block)
         for handler in getattr(statement, "handlers", ()):
-            pending.extend(handler.body)
+            inner.extend(handler.body)
         for case in getattr(statement, "cases", ()):
-            pending.extend(case.body)
+            inner.extend(case.body)
+        pending.extend(reversed(inner))
     return found
+
+
+# Statements with no statements inside: nothing to look for in them.
+_SIMPLE_STATEMENTS = (
+    ast.Assign,
+    ast.AnnAssign,
+    ast.AugAssign,
+    ast.Expr,
+    ast.Return,
+    ast.Import,
+    ast.ImportFrom,
+    ast.Pass,
+)

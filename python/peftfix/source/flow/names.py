@@ -78,11 +78,27 @@ class _Conflict:
 CONFLICT = _Conflict()
 
 
+# Statements whose bodies (if any) are not module level.
+_LEAVES = (
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.ClassDef,
+    ast.Assign,
+    ast.Expr,
+    ast.AnnAssign,
+    ast.AugAssign,
+    ast.Return,
+    ast.Import,
+    ast.ImportFrom,
+    ast.Pass,
+)
+
+
 def module_level_statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
     """Module-level statements, including those inside module-level if/try/with/for/while blocks."""
     for statement in body:
         yield statement
-        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        if isinstance(statement, _LEAVES):
             continue
         for field in ("body", "orelse", "finalbody"):
             block = getattr(statement, field, None)
