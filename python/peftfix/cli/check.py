@@ -13,6 +13,8 @@ from peftfix.cli.common import UsageProblem, emit, exit_status, format_option
 from peftfix.diagnostics import Diagnostic, Report
 from peftfix.output.common import location_label, pluralize
 
+CACHE_DIR_NAME = ".peftfix_cache"
+
 if TYPE_CHECKING:  # the check machinery is imported when a check runs
     from peftfix.source.config import ConfigResolver
     from peftfix.source.runner import CheckRun, FixMode
@@ -89,6 +91,12 @@ Exit codes: 0 nothing left to report, 1 findings remain, 2 usage error, unreadab
     help="The name of the file read from stdin (for messages and per-file-ignores).",
 )
 @click.option("--respect-gitignore/--no-respect-gitignore", default=True, help="Skip files ignored by .gitignore.")
+@click.option("--no-cache", is_flag=True, help="Analyse every file again instead of reusing unchanged results.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help=f"Where to keep results between runs (default: {CACHE_DIR_NAME} at the project root).",
+)
 def check_command(
     paths: tuple[str, ...],
     apply_fixes: bool,
@@ -102,6 +110,8 @@ def check_command(
     config_file: Optional[Path],
     stdin_filename: Optional[str],
     respect_gitignore: bool,
+    no_cache: bool,
+    cache_dir: Optional[Path],
 ) -> None:
     """Check Python sources for PEFT/LoRA misuse; with --apply, fix them."""
     from peftfix.source.runner import FixMode
@@ -119,7 +129,9 @@ def check_command(
     if read_stdin:
         run = _check_stdin(configs, stdin_filename, mode, with_edits)
     else:
-        run = _check_paths(configs, list(paths) or ["."], mode, respect_gitignore, with_edits)
+        targets = list(paths) or ["."]
+        cache = None if no_cache else str(cache_dir or _default_cache_dir(configs, targets[0]))
+        run = _check_paths(configs, targets, mode, respect_gitignore, with_edits, cache)
 
     _report_errors(run.errors)
     _report_dropped_fixes(run.dropped_fixes)
@@ -181,8 +193,23 @@ def _check_stdin(configs: ConfigResolver, stdin_filename: Optional[str], mode: F
     return run
 
 
+def _default_cache_dir(configs: ConfigResolver, path: str) -> Path:
+    """``.peftfix_cache`` at the project root: the directory of the configuration file, else the working one."""
+    from peftfix.source.config import ConfigError
+
+    try:
+        return Path(configs.for_path(path).root) / CACHE_DIR_NAME
+    except ConfigError:
+        return Path.cwd() / CACHE_DIR_NAME
+
+
 def _check_paths(
-    configs: ConfigResolver, paths: list[str], mode: FixMode, respect_gitignore: bool, with_edits: bool
+    configs: ConfigResolver,
+    paths: list[str],
+    mode: FixMode,
+    respect_gitignore: bool,
+    with_edits: bool,
+    cache_dir: Optional[str],
 ) -> CheckRun:
     from peftfix.source import runner
     from peftfix.source.config import ConfigError
@@ -192,4 +219,6 @@ def _check_paths(
             configs.for_path(path)  # every configuration error before any file is touched
     except ConfigError as error:
         raise UsageProblem(str(error)) from error
-    return runner.run_check(paths, configs, mode, respect_gitignore=respect_gitignore, with_edits=with_edits)
+    return runner.run_check(
+        paths, configs, mode, respect_gitignore=respect_gitignore, with_edits=with_edits, cache_dir=cache_dir
+    )

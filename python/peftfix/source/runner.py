@@ -51,6 +51,7 @@ class FileJob:
     roots: tuple[str, ...] = ()  # the project's roots, where its imports are resolved
     with_edits: bool = False  # build the edits of fixes (for JSON/SARIF); --apply/--diff always do
     importers: tuple[str, ...] = ()  # files whose analysis reaches this one (re-run when fixing it)
+    cache_dir: Optional[str] = None  # where analyses are cached (check mode only); None: no cache
 
 
 @dataclass
@@ -186,6 +187,18 @@ def check_data(data: bytes, job: FileJob) -> FileResult:
     from peftfix.source.engine import check_bytes
 
     result = FileResult(job.display_name)
+    cache, key = None, ""
+    if job.cache_dir is not None and job.mode is FixMode.CHECK and job.path != "-":
+        from peftfix.source.cache import Cache
+
+        cache = Cache(job.cache_dir)
+        key = cache.key(job.path, data, job.settings, job.with_edits)
+        hit = cache.load(key)
+        if hit is not None:
+            own, foreign, touched = hit
+            result.findings = _findings(own, job.settings)
+            result.foreign, result.touched = foreign, touched
+            return result
     try:
         outcome = check_bytes(
             data,
@@ -202,6 +215,8 @@ def check_data(data: bytes, job: FileJob) -> FileResult:
 
     result.foreign = list(outcome.foreign)
     result.touched = list(outcome.touched)
+    if cache is not None:
+        cache.store(key, outcome.diagnostics, result.foreign, result.touched)
     result.findings = _findings(outcome.diagnostics, job.settings, fixes_attempted=job.mode is FixMode.APPLY)
     result.fixed = list(outcome.fixed)
     result.dropped = list(getattr(outcome, "dropped", ()))
@@ -332,13 +347,13 @@ def run_check(
     respect_gitignore: bool = True,
     max_workers: Optional[int] = None,
     with_edits: bool = False,
+    cache_dir: Optional[str] = None,
 ) -> CheckRun:
     files, errors = discover(paths, configs, respect_gitignore)
     roots = project_roots(paths)
+    build_edits = with_edits or mode is not FixMode.CHECK
     jobs = [
-        FileJob(
-            os.fspath(path), display_name(path), settings, FixMode.CHECK, roots, with_edits or mode is not FixMode.CHECK
-        )
+        FileJob(os.fspath(path), display_name(path), settings, FixMode.CHECK, roots, build_edits, (), cache_dir)
         for path, settings in files
     ]
     by_name = {job.display_name: job for job in jobs}
