@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -32,9 +33,10 @@ import workloads  # noqa: E402
 # The plain-Python reference, run as its own process like peftfix (python -m peftfix.checkpoint.reference).
 REFERENCE = "peftfix.checkpoint.reference"
 EXAMPLES = ROOT / "examples"
-WORKLOADS = ("keys-deepseek", "keys-fleet", "header-parse", "source-tree", "verify-cpu")
-FULL = {"layers": workloads.LAYERS, "fleet": 50, "files": 5000, "runs": 3, "reference_fleet_runs": 1}
-QUICK = {"layers": 8, "fleet": 5, "files": 500, "runs": 1, "reference_fleet_runs": 1}
+WORKLOADS = ("keys-deepseek", "keys-fleet", "header-parse", "source-tree", "source-corpus", "verify-cpu")
+CORPUS = ROOT / "tests" / "corpus" / "files"
+FULL = {"layers": workloads.LAYERS, "fleet": 50, "files": 5000, "runs": 3, "reference_fleet_runs": 1, "copies": 10}
+QUICK = {"layers": 8, "fleet": 5, "files": 500, "runs": 1, "reference_fleet_runs": 1, "copies": 2}
 
 
 # --- measuring ----------------------------------------------------------------------------------------------------
@@ -65,7 +67,7 @@ def run_child(command: list[str], ok=(0, 1)) -> tuple[float, str, int]:
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(), err.read().decode()
-    if child.returncode not in ok:
+    if ok is not None and child.returncode not in ok:
         raise SystemExit(f"{' '.join(command[:6])} ... failed ({child.returncode}):\n{stderr[-3000:]}")
     return elapsed, stdout, peak or usage.ru_maxrss * 1024
 
@@ -470,6 +472,110 @@ def bench_source_tree(root: Path, files: int, runs: int) -> list[dict]:
     ]
 
 
+def bare_parse(tree: str) -> None:
+    """Child process: read and `ast.parse` every Python file under ``tree`` (the limit a checker cannot beat)."""
+    import ast
+
+    for path in sorted(Path(tree).rglob("*.py")):
+        ast.parse(path.read_bytes())
+
+
+FINDING_LINE = re.compile(r"^(?P<file>\S+?):(?P<row>\d+):\d+: (?P<code>[A-Z]+\d+)\b", re.MULTILINE)
+
+
+def corpus_findings(output: str) -> list[tuple[str, int, str]]:
+    """(copy_NN/path in the corpus, row, code) of each finding in the text output."""
+    return sorted(
+        (match["file"].split("corpus/", 1)[-1], int(match["row"]), match["code"])
+        for match in FINDING_LINE.finditer(output)
+    )
+
+
+def bench_source_corpus(root: Path, copies: int, runs: int) -> list[dict]:
+    """The real-world corpus (tests/corpus) repeated: cold and warm cache, beside a bare read + ast.parse and
+    beside Fixit (a libcst-based linter) on the same files."""
+    tree = root / "corpus"
+    for index in range(copies):
+        shutil.copytree(CORPUS, tree / f"copy_{index:02d}")
+    files = sorted(tree.rglob("*.py"))
+    size = sum(path.stat().st_size for path in files)
+    bare = [sys.executable, __file__, "--bare-parse", str(tree)]
+    caches = root / "corpus-caches"
+
+    def check(cache: Path) -> list[str]:
+        # The default text output, as a user runs it (JSON and SARIF also build every fix's edits).
+        return peftfix_cmd("check", "--exit-zero", "--cache-dir", str(cache), str(tree))
+
+    cold_runs, warm_runs, outputs = [], [], []
+    for run in range(runs):
+        cache = caches / f"run-{run}"
+        cold_runs.append(run_child(check(cache)))
+        warm_runs.append(run_child(check(cache)))
+        outputs += [cold_runs[-1][1], warm_runs[-1][1]]
+    found = corpus_findings(outputs[0])
+    assert all(corpus_findings(output) == found for output in outputs), "source-corpus: the cache changed findings"
+    per_copy = {(name.split("/", 1)[-1], row, code) for name, row, code in found}
+    assert len(found) == copies * len(per_copy), "source-corpus: copies of one file got different findings"
+    bare_s = median([run_child(bare)[0] for _ in range(runs)])
+    cold_s, warm_s = median([r[0] for r in cold_runs]), median([r[0] for r in warm_runs])
+    rows = [
+        {
+            "workload": "source-corpus",
+            "case": f"{len(files)} real scripts ({copies}x the corpus, {size / 1e6:.1f} MB), cold cache; other: bare "
+            "read + ast.parse in one process (the limit)",
+            "findings": [f"{len(found)} findings"],
+            "peftfix_s": cold_s,
+            "reference_s": bare_s,
+            "rate": len(files) / cold_s,
+            "reference_rate": len(files) / bare_s,
+            "unit": "files/s",
+            "ratio": cold_s / bare_s,
+            "target": "cold <= 2x bare read+parse",
+            "met": cold_s <= 2 * bare_s,
+            "peftfix_rss_mib": mib(max(r[2] for r in cold_runs)),
+        },
+        {
+            "workload": "source-corpus",
+            "case": "the same, warm cache (second run on the unchanged tree); other: the cold run",
+            "findings": [f"{len(found)} findings"],
+            "peftfix_s": warm_s,
+            "reference_s": cold_s,
+            "rate": len(files) / warm_s,
+            "reference_rate": len(files) / cold_s,
+            "unit": "files/s",
+            "ratio": warm_s / cold_s,
+            "target": "warm <= 0.1x cold",
+            "met": warm_s <= 0.1 * cold_s,
+            "peftfix_rss_mib": mib(max(r[2] for r in warm_runs)),
+        },
+    ]
+    # Fixit pins an older click than peftfix's dependencies allow: it lives in a virtualenv of its own.
+    fixit = os.environ.get("PEFTFIX_BENCH_FIXIT") or shutil.which("fixit")
+    if fixit is None:
+        print("source-corpus: no fixit (set PEFTFIX_BENCH_FIXIT=/path/to/venv/bin/fixit): no peer row", flush=True)
+        return rows
+    fixit_runs = [run_child([fixit, "lint", str(tree)], ok=None) for _ in range(runs)]
+    fixit_s = median([r[0] for r in fixit_runs])
+    rows.append(
+        {
+            "workload": "source-corpus",
+            "case": "the same, cold; other: Fixit (`fixit lint`, libcst-based, its default rules)",
+            "findings": [f"{len(found)} findings"],
+            "peftfix_s": cold_s,
+            "reference_s": fixit_s,
+            "rate": len(files) / cold_s,
+            "reference_rate": len(files) / fixit_s,
+            "unit": "files/s",
+            "ratio": fixit_s / cold_s,
+            "target": ">= 10x faster than Fixit",
+            "met": fixit_s >= 10 * cold_s,
+            "peftfix_rss_mib": mib(max(r[2] for r in cold_runs)),
+            "reference_rss_mib": mib(max(r[2] for r in fixit_runs)),
+        }
+    )
+    return rows
+
+
 def verify_worker(root: str, runs: int) -> None:
     """Child process: build a tiny Llama + trained LoRA (as tests/conftest.py does), time verify_adapter."""
     os.environ["HF_HUB_OFFLINE"] = "1"
@@ -633,7 +739,7 @@ def markdown(rows, meta) -> str:
         "",
         '"other" is the plain-Python reference (peftfix.checkpoint.reference) for the key workloads, the '
         "plain-Python reference's `read_header`/`BaseIndex` for header-parse (the raw read limit in brackets), "
-        "and the same CLI with the pre-filter off for source-tree.",
+        "the same CLI with the pre-filter off for source-tree, and for source-corpus what each row names.",
         "",
         "| " + " | ".join(HEADERS) + " |",
         "|" + "---|" * len(HEADERS),
@@ -649,6 +755,8 @@ def main() -> None:
         return fleet_worker(impl, base, adapters, int(runs))
     if len(sys.argv) > 1 and sys.argv[1] == "--cli-no-prefilter":
         return cli_no_prefilter(sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] == "--bare-parse":
+        return bare_parse(sys.argv[2])
     if len(sys.argv) > 1 and sys.argv[1] == "--verify-worker":
         return verify_worker(sys.argv[2], int(sys.argv[3]))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -687,6 +795,7 @@ def main() -> None:
             ),
             ("header-parse", lambda: bench_header_parse(ckpt, runs)),
             ("source-tree", lambda: bench_source_tree(root, sizes["files"], runs)),
+            ("source-corpus", lambda: bench_source_corpus(root, sizes["copies"], runs)),
             ("verify-cpu", lambda: bench_verify(root, runs)),
         ]
         for name, step in steps:

@@ -28,12 +28,18 @@ def _digest(data: bytes) -> str:
 
 
 def _version_key() -> str:
-    from importlib import resources
-
+    """peftfix's version and the state of the code that analyses: an edited checkout (a development install,
+    where the version stays the same) never reuses results of other code."""
     from peftfix.about import version
 
-    library = resources.files("peftfix.source").joinpath("library.toml").read_bytes()
-    return f"{FORMAT}-{version()}-{_digest(library)[:12]}"
+    source = os.path.dirname(os.path.abspath(__file__))
+    stamps = []
+    for folder, _, names in sorted(os.walk(source)):
+        for name in sorted(names):
+            if name.endswith((".py", ".toml")):
+                status = os.stat(os.path.join(folder, name))
+                stamps.append(f"{name}:{status.st_size}:{status.st_mtime_ns}")
+    return f"{FORMAT}-{version()}-{_digest(chr(10).join(stamps).encode())[:12]}"
 
 
 class Cache:

@@ -12,6 +12,7 @@ libcst is used for one thing only: building the edits of a fix (``materialize``)
 from __future__ import annotations
 
 import ast
+import concurrent.futures
 import contextlib
 import gc
 import sys
@@ -23,7 +24,7 @@ from typing import Any, Optional, TypeVar
 from peftfix.diagnostics import Applicability, Diagnostic, Edit, Fix, Location
 from peftfix.source import fixer
 from peftfix.source.decoding import SourceError, decode
-from peftfix.source.edits.bridge import FixContext, FixUnavailable
+from peftfix.source.edits import FixUnavailable
 from peftfix.source.flow.interpreter import Analysis
 from peftfix.source.flow.project import Project
 from peftfix.source.module import SourceModule
@@ -150,39 +151,38 @@ def _deep(function: Callable[[], T]) -> T:
 
     CPython builds the ``ast`` of a 20,000-term concatenation recursively and the analysis walks it the same way;
     the main thread's stack and the default recursion limit allow neither. Past ``RECURSION_LIMIT`` the parse
-    raises RecursionError (a PF000), never overflows the stack.
+    raises RecursionError (a PF000), never overflows the stack. One such thread serves every file.
     """
-    outcome: list[Any] = []
-
-    def run() -> None:
-        # A parse allocates millions of objects that live until the check ends; the cyclic collector would walk
-        # them again and again (a third of the time on a 10 MB file). The analysis builds no cycles worth it.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            outcome.append((True, function()))
-        except BaseException as error:  # re-raised in the caller's thread
-            outcome.append((False, error))
-        finally:
-            if collecting:
-                gc.enable()
-
+    global _DEEP_EXECUTOR
     with _DEEP_LOCK:
+        if _DEEP_EXECUTOR is None:
+            _DEEP_EXECUTOR = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="peftfix-analysis")
+            previous_stack = threading.stack_size(DEEP_STACK_BYTES)
+            try:  # the executor starts its thread on the first submit, with this stack size
+                _DEEP_EXECUTOR.submit(lambda: None).result()
+            finally:
+                threading.stack_size(previous_stack)
         previous_limit = sys.getrecursionlimit()
-        previous_stack = threading.stack_size()
         sys.setrecursionlimit(max(previous_limit, RECURSION_LIMIT))
         try:
-            threading.stack_size(DEEP_STACK_BYTES)
-            worker = threading.Thread(target=run, name="peftfix-analysis")
-            worker.start()
+            return _DEEP_EXECUTOR.submit(_without_collector, function).result()
         finally:
-            threading.stack_size(previous_stack)
-        worker.join()
-        sys.setrecursionlimit(previous_limit)
-    ok, value = outcome[0]
-    if not ok:
-        raise value
-    return value
+            sys.setrecursionlimit(previous_limit)  # the caller's threads keep the limit they had
+
+
+def _without_collector(function: Callable[[], T]) -> T:
+    # A parse allocates millions of objects that live until the check ends; the cyclic collector would walk them
+    # again and again (a third of the time on a 10 MB file). The analysis builds no cycles worth collecting.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return function()
+    finally:
+        if collecting:
+            gc.enable()
+
+
+_DEEP_EXECUTOR: Optional[concurrent.futures.ThreadPoolExecutor] = None
 
 
 def _analyse(
@@ -245,6 +245,8 @@ def _analyse(
 def materialize(reported: Iterable[Reported]) -> list[Diagnostic]:
     """The diagnostics with the edits of their fixes built (libcst, once per module that has a fix to build).
     A fix whose edits cannot be built is dropped; the finding stays."""
+    from peftfix.source.edits.bridge import FixContext  # libcst: only when fixes are built
+
     contexts: dict[str, Optional[FixContext]] = {}
     diagnostics = []
     for item in reported:
@@ -262,7 +264,7 @@ def materialize(reported: Iterable[Reported]) -> list[Diagnostic]:
     return sorted(diagnostics, key=Diagnostic.sort_key)
 
 
-def _built_fix(planned: Fix, item: Reported, context: FixContext) -> Optional[Fix]:
+def _built_fix(planned: Fix, item: Reported, context: Any) -> Optional[Fix]:
     assert item.build is not None
     try:
         edits = list(item.build(context))

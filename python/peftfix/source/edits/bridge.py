@@ -14,6 +14,7 @@ from typing import Optional
 import libcst as cst
 
 from peftfix.source.context import FileContext
+from peftfix.source.edits import FixUnavailable
 from peftfix.source.module import SourceModule
 
 # Which libcst node classes can stand for an ast node class at the same span.
@@ -27,10 +28,6 @@ _COUNTERPARTS: dict[type, tuple[type, ...]] = {
     ast.Constant: (cst.SimpleString, cst.ConcatenatedString, cst.Integer, cst.Float, cst.Name),
     ast.Subscript: (cst.Subscript,),
 }
-
-
-class FixUnavailable(Exception):
-    """The fix cannot be built on this file's libcst tree (a node has no counterpart)."""
 
 
 class FixContext:

@@ -7,16 +7,19 @@ Callees are recognised by their resolved qualified names (``transformers.AutoMod
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from peftfix.source.adapter_config import adapter_task_type
 from peftfix.source.flow.evaluator import Evaluator
 from peftfix.source.flow.library import Argument, CallEntry, library
-from peftfix.source.flow.model import EMPTY, HISTORY_KINDS, Ev, Event, Kind, Obj, State
+from peftfix.source.flow.model import EMPTY, HISTORY_KINDS, Ev, Event, Kind, Obj, State, cap
 from peftfix.source.flow.names import dotted_name
 
-# A TRL trainer given `peft_config=` wraps the model it trains with get_peft_model.
+LINEAR_HELPER_NAME = re.compile(
+    r"(find|get|list|collect|all)\w*linear|linear\w*(name|module|layer|target)", re.IGNORECASE
+)
 QUANTIZATION_KEYWORDS = ("load_in_4bit", "load_in_8bit")
 
 
@@ -175,7 +178,7 @@ class CallSemantics:
     def library_call(self, call: ast.Call, qualified: str, arguments: CallArguments, state: State) -> frozenset:
         entry = self.library.call(qualified)
         if entry is None:
-            if "linear" in qualified.rsplit(".", 1)[-1].lower():
+            if LINEAR_HELPER_NAME.search(qualified.rsplit(".", 1)[-1]):
                 self._linear_helper(call, arguments, state)
             return EMPTY
         handler = getattr(self, "effect_" + entry.effect.replace("-", "_"))
@@ -328,10 +331,18 @@ class CallSemantics:
         peft_keyword = entry.get("peft_config")
         if peft_keyword and peft_keyword in arguments.keywords:
             node, value = arguments.keywords[peft_keyword]
-            if not (isinstance(node, ast.Constant) and node.value is None):
+            nones = [o for o in value if o.kind is Kind.CONST and o.info.get("value") is None]
+            surely_none = (isinstance(node, ast.Constant) and node.value is None) or (
+                value and len(nones) == len(value)
+            )
+            if not surely_none:
                 configs = frozenset(o for o in value if o.kind is Kind.PEFT_CONFIG)
                 wrap = self.event(Ev.GET_PEFT_MODEL, call, configs=configs, model_arg=None, by_trainer=class_name)
+                # A config that may be None (a helper returning None when LoRA is off) wraps on some runs only.
+                unwrapped = {obj: state.heap.get(obj, frozenset()) for obj in models} if nones else {}
                 self.interp.apply(models, wrap, state)
+                for obj, histories in unwrapped.items():
+                    state.heap[obj] = cap(state.heap.get(obj, frozenset()) | histories)
         return frozenset([Obj(Kind.TRAINER, models=models, node=call)])
 
     def effect_optimizer(
@@ -358,6 +369,19 @@ class CallSemantics:
         self, call: ast.Call, qualified: str, entry: CallEntry, arguments: CallArguments, state: State
     ) -> frozenset:
         return arguments.value(entry.argument("model"))
+
+    def effect_copy(
+        self, call: ast.Call, qualified: str, entry: CallEntry, arguments: CallArguments, state: State
+    ) -> frozenset:
+        copies = []
+        for obj in arguments.value(entry.argument("model")):
+            if obj.kind in HISTORY_KINDS:
+                copy = Obj(obj.kind, **obj.info)
+                state.heap[copy] = state.heap.get(obj, frozenset([()]))
+                copies.append(copy)
+            else:
+                copies.append(obj)
+        return frozenset(copies)
 
     def effect_exit(
         self, call: ast.Call, qualified: str, entry: CallEntry, arguments: CallArguments, state: State
@@ -483,7 +507,7 @@ class CallSemantics:
     ) -> frozenset:
         spec = self.library.methods.get(method)
         if spec is None:
-            if "linear" in method.lower():
+            if LINEAR_HELPER_NAME.search(method):
                 self.interp.apply(models, self.event(Ev.LINEAR_HELPER, call, helper=method), state)
             return EMPTY
         event = spec.get("event")
@@ -572,9 +596,11 @@ class CallSemantics:
 
     @staticmethod
     def _names_linear_helper(call: ast.Call) -> bool:
+        """`find_all_linear_names(model)`, `get_linear_modules(model)`: a helper that lists Linear layer names
+        (not one that converts layers, like `convert_lora_to_linear`)."""
         func = call.func
         name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-        return "linear" in name.lower()
+        return LINEAR_HELPER_NAME.search(name) is not None
 
     def _linear_helper(self, call: ast.Call, arguments: CallArguments, state: State) -> None:
         models = EMPTY
@@ -594,7 +620,13 @@ class CallSemantics:
         return node is None or literal_bool(node) is not False
 
     def value_key(self, node: ast.AST, value: frozenset) -> Optional[str]:
-        """A key that is equal for two expressions that surely hold the same path."""
+        """A key that is equal for two expressions that surely hold the same path. An option with a fallback
+        (`a.tokenizer or a.model`, `a.model if a.tokenizer is None else a.tokenizer`) is keyed by its fallback: the
+        path taken when the option is not given."""
+        fallback = default_operand(node)
+        if fallback is not None:
+            name = dotted_name(fallback)
+            return f"name:{name}" if name is not None else None
         consts = [obj for obj in value if obj.kind is Kind.CONST and obj.info.get("key")]
         if len(consts) == 1:
             return str(consts[0].info["key"])
@@ -640,3 +672,27 @@ def _argument(value: Any) -> Optional[Argument]:
     if isinstance(value, list) and len(value) == 2:
         return int(value[0]), str(value[1])
     return None
+
+
+def default_operand(node: ast.AST) -> Optional[ast.AST]:
+    """What an option-with-fallback expression evaluates to when the option is unset (None or empty)."""
+    if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or) and len(node.values) == 2:
+        return node.values[1]
+    if not isinstance(node, ast.IfExp):
+        return None
+    test = node.test
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and _is_none(test.comparators[0]):
+        option = dotted_name(test.left)
+        if isinstance(test.ops[0], ast.Is) and option is not None and dotted_name(node.orelse) == option:
+            return node.body  # `fallback if option is None else option`
+        if isinstance(test.ops[0], ast.IsNot) and option is not None and dotted_name(node.body) == option:
+            return node.orelse  # `option if option is not None else fallback`
+        return None
+    option = dotted_name(test)
+    if option is not None and dotted_name(node.body) == option:
+        return node.orelse  # `option if option else fallback`
+    return None
+
+
+def _is_none(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None

@@ -9,11 +9,12 @@ on both sides: the condition is what tells them apart at runtime.
 from __future__ import annotations
 
 import ast
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 from peftfix.source.flow.library import library
-from peftfix.source.flow.model import HISTORY_KINDS, Ev, Event, Kind, Obj, State, is_peft_model, last_wrap
+from peftfix.source.flow.model import FACT_MARK, HISTORY_KINDS, Ev, Event, Kind, Obj, State, is_peft_model, last_wrap
 from peftfix.source.flow.names import dotted_name
 
 if TYPE_CHECKING:
@@ -35,14 +36,16 @@ Condition = list[Test]  # a conjunction; an empty list narrows nothing
 
 
 def narrow(interp: Evaluator, test: ast.expr, state: State) -> tuple[Optional[State], Optional[State]]:
-    """(state where ``test`` holds, state where it does not); None for a side that cannot happen."""
+    """(state where ``test`` holds, state where it does not); None for a side that cannot happen. ``state``
+    itself becomes the second: the caller hands it over."""
+    conditions = [_condition(interp, test, state, outcome) for outcome in (True, False)]
     sides: list[Optional[State]] = []
-    for outcome in (True, False):
-        side: Optional[State] = state.copy()
+    for outcome, condition in zip((True, False), conditions, strict=True):
+        side: Optional[State] = state.copy() if outcome else state
         for part, part_outcome in _conjuncts(test, outcome):
             side = _remember(interp, part, part_outcome, side) if side is not None else None
         if side is not None:
-            side = _apply(interp, test, _condition(interp, test, state, outcome), side)
+            side = _apply(interp, test, condition, side)
         sides.append(side)
     return sides[0], sides[1]
 
@@ -85,7 +88,16 @@ def _canonical(test: ast.expr) -> tuple[ast.expr, bool]:
     return test, flipped
 
 
+_FACT_KEYS: weakref.WeakKeyDictionary[ast.expr, Optional[str]] = weakref.WeakKeyDictionary()
+
+
 def _fact_key(test: ast.expr) -> Optional[str]:
+    if test not in _FACT_KEYS:
+        _FACT_KEYS[test] = _compute_fact_key(test)
+    return _FACT_KEYS[test]
+
+
+def _compute_fact_key(test: ast.expr) -> Optional[str]:
     """A key for remembering a test's outcome on a path, forgotten when its first variable is bound again; None
     for tests with calls (they may not give the same answer twice)."""
     nodes = list(ast.walk(test))
@@ -94,7 +106,7 @@ def _fact_key(test: ast.expr) -> Optional[str]:
     roots = {node.id for node in nodes if isinstance(node, ast.Name)}
     if len(roots) != 1:
         return None
-    return f"{roots.pop()}.?{ast.dump(test, annotate_fields=False)}"
+    return f"{roots.pop()}{FACT_MARK}{ast.dump(test, annotate_fields=False)}"
 
 
 def _fact_value(value: frozenset) -> Optional[bool]:

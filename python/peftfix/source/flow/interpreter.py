@@ -21,6 +21,7 @@ the project's own modules.
 from __future__ import annotations
 
 import ast
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
@@ -51,6 +52,7 @@ from peftfix.source.flow.names import (
     import_bindings,
     is_tracked,
 )
+from peftfix.source.flow.scan import scan
 from peftfix.source.module import SourceModule
 
 if TYPE_CHECKING:
@@ -120,6 +122,7 @@ class Analysis:
         self._derived_by_path: dict[tuple[Obj, str], Obj] = {}
         self._dispatched: set[tuple[tuple, Event]] = set()
         self._fork_target: Optional[ast.AST] = None
+        self._argument_keys: dict[str, str] = {}  # while a summary is applied: callee path key -> caller's
         self._statement: Optional[ast.stmt] = None  # the assignment or expression statement being run
         # Where exceptions raised by the statement being run go (the innermost `try` of the current scope).
         self._raise_sink: Optional[list[State]] = None
@@ -260,7 +263,8 @@ class Analysis:
                 following: list[State] = []
                 for state in paths:
                     following.extend(self.exec_statement(statement, state, frame))
-                paths = following if len(following) <= 1 else bounded(following)
+                # Paths only multiply at branches (which bound their own joins) and at forking calls.
+                paths = following if len(following) <= len(paths) else bounded(following)
             return paths
         recorded = -1
         for statement in statements:
@@ -277,7 +281,7 @@ class Analysis:
                     after.extend(self.exec_statement(statement, state, frame))
             finally:
                 self._raise_sink = outer_sink
-            paths = after if len(after) <= 1 else bounded(after)
+            paths = after if len(after) <= len(paths) else bounded(after)
         return paths
 
     def exec_statement(self, node: ast.stmt, state: State, frame: Frame) -> list[State]:
@@ -689,9 +693,13 @@ class Analysis:
             value = self.global_value(node.id)
         if value is None:
             return f"builtins.{node.id}" if node.id in KNOWN_BUILTINS else None
-        classes = [obj for obj in value if obj.kind is Kind.CLASS]
-        if len(classes) == 1 and len(value) == 1:
-            return self.library_base(classes[0].info["node"], classes[0].info["module"])
+        if len(value) == 1:
+            (only,) = value
+            if only.kind is Kind.MODULE:
+                return str(only.info["qualified"])
+            if only.kind is Kind.CLASS:
+                return self.library_base(only.info["node"], only.info["module"])
+            return None
         names = {obj.info["qualified"] for obj in value if obj.kind is Kind.MODULE}
         # Every binding that may reach this use must be the same import.
         if len(names) == 1 and all(obj.kind is Kind.MODULE for obj in value):
@@ -815,7 +823,10 @@ class Analysis:
             state, params, positional = self._parameters(node, function.info["cls"])
             derived: dict[Obj, tuple[Obj, str]] = {}
             raises: list[State] = []
-            exits = self._interpret_function(node, function.info["cls"], state, derived, raises)
+            if _relevant(node, self.module):
+                exits = self._interpret_function(node, function.info["cls"], state, derived, raises)
+            else:  # it names nothing the flow tracks and hands no parameter back: nothing to learn from it
+                exits = [(EMPTY, state)]
         finally:
             self._current = previous
             self._in_progress.discard(node)
@@ -868,6 +879,15 @@ class Analysis:
         binding, nodes = _bind(summary, arguments, receiver if bound_method else None, call)
         self._materialize_arguments(summary, binding, nodes, state)
         paths = {name: self._caller_path(nodes.get(name), binding.get(name, EMPTY)) for name, _ in summary.params}
+        # What each parameter's path argument is known as here (`name:args.model_path`), for loads in the callee.
+        outer_keys, self._argument_keys = (
+            self._argument_keys,
+            {
+                f"name:{name}": key
+                for name, node in nodes.items()
+                if (key := self.calls.value_key(node, binding.get(name, EMPTY))) is not None
+            },
+        )
         results: list[tuple[State, frozenset]] = []
         for value, exit_state in summary.exits:
             caller = state.copy()
@@ -886,6 +906,7 @@ class Analysis:
                 mapping = {obj: binding.get(name, EMPTY) for name, obj in summary.params}
                 if self._replay_parameters(mapping, raised, caller):
                     self._raise_sink.append(caller)
+        self._argument_keys = outer_keys
         if not results:  # every path through the function raises or exits
             self.end_path(state)
             return EMPTY
@@ -904,17 +925,55 @@ class Analysis:
         return returned
 
     def _in_caller_context(self, event: Event, state: State) -> Event:
-        """A callee's adapter load as the caller sees it: the caller's tokenizers are in play too."""
+        """A callee's adapter load as the caller sees it: the caller's tokenizers are in play too, and the
+        adapter path is known by the caller's name for the argument it passed."""
         caller_tokenizers = tuple(
             item
             for item in self.calls.tokenizers_in_scope(state)
             if item[1] not in {t[1] for t in event.get("tokenizers", ())}
         )
-        if not caller_tokenizers:
+        path_key = self._caller_key(event.get("path_key"))
+        if not caller_tokenizers and path_key is None:
             return event
         info = dict(event.info)
-        info["caller_tokenizers"] = (*event.get("caller_tokenizers", ()), *caller_tokenizers)
+        if caller_tokenizers:
+            info["caller_tokenizers"] = (*event.get("caller_tokenizers", ()), *caller_tokenizers)
+        if path_key is not None:
+            info["path_key"] = path_key
         return Event(event.kind, event.node, event.module, info)
+
+    def _caller_key(self, key: Optional[str]) -> Optional[str]:
+        """A callee's path key (`name:model_args.model_name_or_path`) as the caller names the same path, when it
+        goes through a parameter (`name:args.model_path`, or a literal the caller passed)."""
+        if not key or not key.startswith("name:"):
+            return None
+        head, dot, rest = key[len("name:") :].partition(".")
+        outer = self._argument_keys.get(f"name:{head}")
+        if outer is None or not dot:
+            return outer
+        return f"{outer}.{rest}" if outer.startswith("name:") else None
+
+    def _in_caller_terms(self, histories: frozenset) -> frozenset:
+        """Histories of an object the callee created, its creation's path named as the caller names it."""
+        translated = set()
+        for history in histories:
+            first = history[0] if history else None
+            key = self._caller_key(first.get("path_key")) if first is not None else None
+            if first is not None and key is not None:
+                history = (Event(first.kind, first.node, first.module, {**first.info, "path_key": key}), *history[1:])
+            translated.add(history)
+        return frozenset(translated)
+
+    def _reload_in_caller_context(self, histories: frozenset, caller: State) -> None:
+        """Adapter loads inside a callee that created the model, from a path the caller passed, are seen again as
+        the caller sees them (its tokenizers, its name for that path): what only the caller knows about the adapter
+        may make them findings. A path the callee made up itself tells the caller's tokenizers nothing."""
+        for history in histories:
+            for index, event in enumerate(history):
+                if event.kind is Ev.LOAD_PEFT and self._caller_key(event.get("path_key")) is not None:
+                    seen = self._in_caller_context(event, caller)
+                    if seen is not event:
+                        self._dispatch(history[:index], seen)
 
     def _replay_parameters(self, mapping: dict, exit_state: State, caller: State) -> bool:
         for param, actual in mapping.items():
@@ -1059,7 +1118,9 @@ class Analysis:
                         for key_, item in info["items"].items()
                     }
             if obj.kind in HISTORY_KINDS:
-                caller.heap[clone] = exit_state.heap.get(obj, frozenset([()]))
+                histories = exit_state.heap.get(obj, frozenset([()]))
+                caller.heap[clone] = self._in_caller_terms(histories)
+                self._reload_in_caller_context(histories, caller)
             imported |= frozenset([clone])
         return imported
 
@@ -1137,8 +1198,19 @@ def _dedupe_results(results: list[tuple[State, frozenset]]) -> list[tuple[State,
     return unique
 
 
+# Per statement, computed once: weak keys, so a checked file's tree is not kept alive by the cache.
+_MAY_RAISE: weakref.WeakKeyDictionary[ast.stmt, bool] = weakref.WeakKeyDictionary()
+
+
 def _may_raise(statement: ast.stmt) -> bool:
     """Whether an exception may leave ``statement`` itself (not its nested blocks): it calls or raises."""
+    known = _MAY_RAISE.get(statement)
+    if known is None:
+        known = _MAY_RAISE[statement] = _calls_or_raises(statement)
+    return known
+
+
+def _calls_or_raises(statement: ast.stmt) -> bool:
     if isinstance(statement, ast.Raise):
         return True
     headers: list[ast.AST]
@@ -1153,6 +1225,10 @@ def _may_raise(statement: ast.stmt) -> bool:
     else:
         headers = [statement]
     return any(isinstance(node, ast.Call) for header in headers for node in ast.walk(header))
+
+
+def _relevant(function: ast.AST, module: SourceModule) -> bool:
+    return scan(module).relevant(function, module)
 
 
 def _binding(function: ast.AST) -> str:

@@ -196,6 +196,10 @@ def holds(assumption: Event, obj: Obj, history: Optional[tuple]) -> bool:
     return True
 
 
+# In a variable's key, what follows marks a remembered test outcome (see flow.guards), not an attribute.
+FACT_MARK = ".?"
+
+
 class Env(dict):
     """Variables to values. It counts, per name, the entries of its attributes (``self.model``), so that
     rebinding a name forgets them without scanning every variable: binding stays constant-time in a module of
@@ -282,13 +286,22 @@ class State:
             return None
         if len(live) == 1:
             return live[0]
-        env: dict[str, frozenset] = {}
-        heap: dict[Obj, frozenset] = {}
-        for state in live:
+        first = live[0]
+        env: dict[str, frozenset] = dict(first.env)
+        heap: dict[Obj, frozenset] = dict(first.heap)
+        for state in live[1:]:
             for name, value in state.env.items():
-                env[name] = env.get(name, EMPTY) | value
+                known = env.get(name)
+                if known is not value:  # most variables hold the same value on every path: nothing to do
+                    env[name] = value if known is None else known | value
             for obj, histories in state.heap.items():
-                heap[obj] = cap(heap.get(obj, frozenset()) | histories)
+                known = heap.get(obj)
+                if known is not histories:
+                    heap[obj] = histories if known is None else cap(known | histories)
+        # A remembered test outcome holds after the join only if every path remembers it.
+        for key in [key for key in env if FACT_MARK in key]:
+            if any(key not in state.env for state in live):
+                del env[key]
         return State(env, heap)
 
 
@@ -299,13 +312,36 @@ def cap(histories: frozenset) -> frozenset:
 
 
 def bounded(paths: list[State]) -> list[State]:
-    """The paths without duplicates, at most ``MAX_PATHS`` of them (the extra ones merged into the last)."""
-    unique: list[State] = []
+    """The paths, those with the same histories joined, at most ``MAX_PATHS`` of them.
+
+    Paths are kept apart for what happened to the tracked objects (their histories): that is where facts must
+    stay together. Paths that differ only in plain variables (a learning rate set in a branch) are joined, so
+    a branchy script does not multiply its paths for nothing.
+    """
+    if len(paths) <= 1:
+        return paths
+    groups: list[list[State]] = []
+    buckets: dict[tuple[int, bool], list[list[State]]] = {}
     for state in paths:
-        if not any(state.same_as(other) for other in unique):
-            unique.append(state)
-    if len(unique) <= MAX_PATHS:
-        return unique
-    merged = State.merge(unique[MAX_PATHS - 1 :])
+        bucket = buckets.setdefault((len(state.heap), state.ended), [])
+        for group in bucket:
+            if group[0].heap == state.heap:
+                group.append(state)
+                break
+        else:
+            group = [state]
+            bucket.append(group)
+            groups.append(group)
+    joined = [group[0] if len(group) == 1 else _join(group) for group in groups]
+    if len(joined) <= MAX_PATHS:
+        return joined
+    merged = State.merge(joined[MAX_PATHS - 1 :])
     assert merged is not None  # merging live states gives a state
-    return [*unique[: MAX_PATHS - 1], merged]
+    return [*joined[: MAX_PATHS - 1], merged]
+
+
+def _join(group: list[State]) -> State:
+    merged = State.merge(group)
+    assert merged is not None
+    merged.ended = group[0].ended
+    return merged

@@ -15,7 +15,7 @@ from typing import Optional
 
 # Packages whose names the rules care about; a qualified name outside them is never one of "ours".
 TRACKED_PACKAGES = frozenset(
-    {"peft", "transformers", "trl", "torch", "bitsandbytes", "accelerate", "os", "sys", "unsloth", "builtins"}
+    {"peft", "transformers", "trl", "torch", "bitsandbytes", "accelerate", "os", "sys", "unsloth", "builtins", "copy"}
 )
 # Builtins the flow gives a meaning to (an unbound ``exit(1)`` is ``builtins.exit``).
 KNOWN_BUILTINS = frozenset({"exit", "quit", "isinstance", "hasattr", "getattr"})

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import ast
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from peftfix.diagnostics import Applicability, Edit
-from peftfix.source.edits.bridge import FixContext, FixUnavailable
-from peftfix.source.edits.imports import binding_of, ensure_imported, is_unused_after
-from peftfix.source.edits.recipes import import_binding_count
+from peftfix.source.edits import FixUnavailable
+from peftfix.source.edits.decisions import import_binding_count
 from peftfix.source.flow.model import Ev, Event, creation
 from peftfix.source.rule import Invalid, PlannedFix, Rule, subscribes
+
+if TYPE_CHECKING:
+    from peftfix.source.edits.bridge import FixContext
 
 CAUSAL_CLASS = "AutoModelForCausalLM"
 
@@ -106,6 +108,8 @@ class AutoModelForCausalLm(Rule):
             return None
 
         def replace_name(context: FixContext) -> list[Optional[Edit]]:
+            from peftfix.source.edits.imports import binding_of, ensure_imported, is_unused_after
+
             ctx = context.cst
             node = context.node(reference)
             binding = binding_of(ctx, reference.id)

@@ -1,21 +1,21 @@
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from peftfix.diagnostics import Applicability, Edit
-from peftfix.source.edits.bridge import FixContext
-from peftfix.source.edits.recipes import (
+from peftfix.source.edits.decisions import (
     assigned_between,
     call_statement,
     next_rebinding,
     references_between,
     same_block,
-    statement_line,
-    unused_import_edit,
 )
 from peftfix.source.flow.model import Ev, Event, last_since_unwrap
 from peftfix.source.flow.names import dotted_name
 from peftfix.source.rule import Invalid, PlannedFix, Rule, subscribes
+
+if TYPE_CHECKING:
+    from peftfix.source.edits.bridge import FixContext
 
 
 class StrayGetPeftModel(Rule):
@@ -128,6 +128,8 @@ class StrayGetPeftModel(Rule):
         target = statement.target
 
         def build(context: FixContext) -> list[Optional[Edit]]:
+            from peftfix.source.edits.recipes import statement_line, unused_import_edit
+
             ctx = context.cst
             line = statement_line(context, call)
             edits: list[Optional[Edit]] = []

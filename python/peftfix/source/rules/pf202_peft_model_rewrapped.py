@@ -1,20 +1,15 @@
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from peftfix.diagnostics import Applicability, Edit
-from peftfix.source.edits.bridge import FixContext
-from peftfix.source.edits.recipes import (
-    call_statement,
-    can_set_is_trainable,
-    same_block,
-    set_is_trainable,
-    statement_line,
-    unused_import_edit,
-)
+from peftfix.source.edits.decisions import call_statement, can_set_is_trainable, same_block
 from peftfix.source.flow.model import Ev, Event, creation, last_wrap
 from peftfix.source.flow.names import dotted_name
 from peftfix.source.rule import Invalid, PlannedFix, Rule, subscribes
+
+if TYPE_CHECKING:
+    from peftfix.source.edits.bridge import FixContext
 
 
 class PeftModelRewrapped(Rule):
@@ -105,6 +100,8 @@ class PeftModelRewrapped(Rule):
         target = statement.target
 
         def build(context: FixContext) -> list[Optional[Edit]]:
+            from peftfix.source.edits.recipes import set_is_trainable, statement_line, unused_import_edit
+
             ctx = context.cst
             edits: list[Optional[Edit]] = []
             if flip:

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from peftfix.diagnostics import Applicability, Edit
-from peftfix.source.edits.bridge import FixContext
-from peftfix.source.edits.recipes import can_set_is_trainable, set_is_trainable
+from peftfix.source.edits.decisions import can_set_is_trainable
 from peftfix.source.flow.model import Ev, Event, last_wrap
 from peftfix.source.rule import Invalid, PlannedFix, Rule, subscribes
+
+if TYPE_CHECKING:
+    from peftfix.source.edits.bridge import FixContext
 
 # After the load, these make the adapter trainable again (or train something else on purpose).
 THAWING = (Ev.UNFREEZE, Ev.ADD_ADAPTER)
@@ -75,6 +77,8 @@ class FrozenAdapterTraining(Rule):
         applicability = Applicability.UNSAFE if wrap.get("explicit_false") else Applicability.SAFE
 
         def build(context: FixContext) -> list[Optional[Edit]]:
+            from peftfix.source.edits.recipes import set_is_trainable
+
             return [set_is_trainable(context.cst, context.call(load))]
 
         return self.plan("Add `is_trainable=True`", applicability, build)

@@ -2,16 +2,16 @@ from __future__ import annotations
 
 import ast
 import re
-from typing import Optional
-
-import libcst as cst
+from typing import TYPE_CHECKING, Optional
 
 from peftfix.diagnostics import Applicability, Edit
-from peftfix.source.edits.bridge import FixContext, FixUnavailable
-from peftfix.source.edits.sequences import remove_from_literal
+from peftfix.source.edits import FixUnavailable
 from peftfix.source.flow.model import Ev, Event, last_wrap
 from peftfix.source.module import SourceModule
 from peftfix.source.rule import Invalid, PlannedFix, Rule, subscribes
+
+if TYPE_CHECKING:
+    from peftfix.source.edits.bridge import FixContext
 
 # Module names that are never Linear layers in transformers models (or that live inside a LoRA layer).
 NON_LINEAR_NAMES = frozenset(
@@ -129,6 +129,10 @@ class NonLinearTargetModule(Rule):
             return self.display_only("Replace the list with the model's Linear layer names")
 
         def build(context: FixContext) -> list[Optional[Edit]]:
+            import libcst as cst
+
+            from peftfix.source.edits.sequences import remove_from_literal
+
             literal = context.node(targets)
             if not isinstance(literal, (cst.List, cst.Tuple, cst.Set)):
                 raise FixUnavailable("not a literal")

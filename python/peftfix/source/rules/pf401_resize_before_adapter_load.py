@@ -1,13 +1,15 @@
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from peftfix.diagnostics import Applicability, Edit
-from peftfix.source.edits.bridge import FixContext, FixUnavailable
-from peftfix.source.edits.recipes import statement_line
+from peftfix.source.edits import FixUnavailable
 from peftfix.source.flow.model import Ev, Event, creation
 from peftfix.source.flow.names import dotted_name
 from peftfix.source.rule import Invalid, PlannedFix, Rule, subscribes
+
+if TYPE_CHECKING:
+    from peftfix.source.edits.bridge import FixContext
 
 
 class ResizeBeforeAdapterLoad(Rule):
@@ -100,6 +102,8 @@ class ResizeBeforeAdapterLoad(Rule):
         line = f"{model}.resize_token_embeddings(len({tokenizer}))"
 
         def build(context: FixContext) -> list[Optional[Edit]]:
+            from peftfix.source.edits.recipes import statement_line
+
             edit = context.cst.insert_before_statement(statement_line(context, load), line)
             if edit is None:
                 raise FixUnavailable("the load does not start its line")
