@@ -440,8 +440,9 @@ def source_findings(output: str) -> list[tuple[str, str]]:
 def bench_source_tree(root: Path, files: int, runs: int) -> list[dict]:
     tree = root / "tree"
     info = build_source_tree(tree, files)
-    with_filter = peftfix_cmd("check", "--format", "json", str(tree))
-    without = [sys.executable, __file__, "--cli-no-prefilter", "check", "--format", "json", str(tree)]
+    # Every run analyses every file: the cache (source-corpus times it) would make all but the first run warm.
+    with_filter = peftfix_cmd("check", "--no-cache", "--format", "json", str(tree))
+    without = [sys.executable, __file__, "--cli-no-prefilter", "check", "--no-cache", "--format", "json", str(tree)]
     _, out, _ = run_child(with_filter)
     _, out_all, _ = run_child(without)
     found = source_findings(out)

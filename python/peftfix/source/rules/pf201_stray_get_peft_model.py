@@ -209,6 +209,12 @@ from peft import LoraConfig, get_peft_model
 model = get_peft_model(base, LoraConfig())
 model.load_adapter("adapter", adapter_name="default")
 """,
+        # unsloth's get_peft_model for a new adapter, no adapter loaded.
+        """
+from unsloth import FastLanguageModel
+model, tokenizer = FastLanguageModel.from_pretrained("unsloth/llama-3-8b-bnb-4bit")
+model = FastLanguageModel.get_peft_model(model, r=16, lora_alpha=16)
+""",
     )
     INVALID = (
         # The common pattern: wrap "to set up the LoRA structure", then load.
@@ -289,6 +295,16 @@ class Loader:
         model = get_peft_model(base, config)
         model.load_adapter("adapter", adapter_name="trained")
         return model
+"""
+        ),
+        # unsloth's get_peft_model is a get_peft_model too.
+        Invalid(
+            """
+from peft import PeftModel
+from unsloth import FastLanguageModel
+model, tokenizer = FastLanguageModel.from_pretrained("unsloth/llama-3-8b-bnb-4bit")
+model = FastLanguageModel.get_peft_model(model, r=16)
+model = PeftModel.from_pretrained(model, "outputs/checkpoint-500")
 """
         ),
     )

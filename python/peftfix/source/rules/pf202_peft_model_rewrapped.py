@@ -162,6 +162,14 @@ def get_peft_model(model, config):
 model = PeftModel.from_pretrained(base, "a")
 model = get_peft_model(model, config)
 """,
+        # TRL wraps a plain base model itself when given peft_config.
+        """
+from peft import LoraConfig
+from transformers import AutoModelForCausalLM
+from trl import SFTTrainer
+model = AutoModelForCausalLM.from_pretrained("m")
+SFTTrainer(model=model, train_dataset=data, peft_config=LoraConfig(r=8)).train()
+""",
     )
     INVALID = (
         # Multi-stage training done wrong: load stage one, wrap again for stage two.
@@ -238,5 +246,14 @@ get_peft_model(model, config)
 from peft import PeftModel
 model = PeftModel.from_pretrained(base, "stage1", is_trainable=True)
 """,
+        ),
+        # A PeftModel handed to a TRL trainer together with peft_config.
+        Invalid(
+            """
+from peft import LoraConfig, PeftModel
+from trl import SFTTrainer
+model = PeftModel.from_pretrained(base, "sft-adapter")
+trainer = SFTTrainer(model=model, train_dataset=data, peft_config=LoraConfig(r=8))
+"""
         ),
     )

@@ -86,6 +86,13 @@ class AutoModelForCausalLM:
 base = AutoModelForCausalLM.from_pretrained("m", load_in_4bit=True)
 base.merge_and_unload()
 """,
+        # unsloth: a 16-bit base merges exactly.
+        """
+from unsloth import FastLanguageModel
+model, tokenizer = FastLanguageModel.from_pretrained("unsloth/llama-3-8b", load_in_4bit=False)
+model = FastLanguageModel.get_peft_model(model, r=16)
+model = model.merge_and_unload()
+""",
     )
     INVALID = (
         Invalid(
@@ -141,6 +148,15 @@ class Exporter:
     def run(self):
         self.model = AutoModelForCausalLM.from_pretrained("m", quantization_config=BitsAndBytesConfig(load_in_8bit=True))
         return self.model.merge_and_unload()
+"""
+        ),
+        # unsloth loads 4-bit by default: the merge rounds into 4-bit weights.
+        Invalid(
+            """
+from unsloth import FastLanguageModel
+model, tokenizer = FastLanguageModel.from_pretrained("unsloth/llama-3-8b-bnb-4bit", max_seq_length=2048)
+model = FastLanguageModel.get_peft_model(model, r=16, target_modules=["q_proj", "v_proj"])
+model = model.merge_and_unload()
 """
         ),
     )
