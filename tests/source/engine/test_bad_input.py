@@ -254,6 +254,36 @@ def test_deep_but_valid_file_does_not_crash(name, fix):
     assert result["new_bytes"] is False
 
 
+# What CPython parses is analysed, however deep: no PF000 (the analysis runs on a large stack).
+DEEP_AND_CHECKED = {
+    "nested-lists-190": b"import peft\nx = " + b"[" * 190 + b"]" * 190 + b"\n",
+    "string-concatenation-20000": b"import peft\nPROMPT = " + b" + ".join([b"'line\\n'"] * 20000) + b"\n",
+    "call-chain-2000": b"from transformers import AutoModelForCausalLM\nmodel = AutoModelForCausalLM.from_pretrained('m')"
+    + b".to('cpu')" * 2000
+    + b"\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEEP_AND_CHECKED))
+@pytest.mark.parametrize("fix", [False, True], ids=["check", "fix"])
+def test_deep_valid_file_is_checked_not_pf000(name, fix):
+    result = _isolated(DEEP_AND_CHECKED[name], fix)
+    assert result == {"codes": [], "new_bytes": False}
+
+
+@pytest.mark.parametrize("fix", [False, True], ids=["check", "fix"])
+def test_finding_in_a_file_too_deep_for_libcst_keeps_its_finding(fix):
+    """A 20,000-term concatenation and a pitfall: the finding is reported (check with edits, and --apply) in
+    seconds, its fix dropped because libcst would take minutes to parse the file; the file is not modified."""
+    data = (
+        b"from peft import PeftModel, get_peft_model\nPROMPT = "
+        + b" + ".join([b"'line\\n'"] * 20000)
+        + b"\nmodel = get_peft_model(base, config)\nmodel = PeftModel.from_pretrained(model, 'adapter')\n"
+    )
+    result = _isolated(data, fix, timeout=60)
+    assert result == {"codes": ["PF201"], "new_bytes": False}
+
+
 @pytest.mark.parametrize("fix", [False, True], ids=["check", "fix"])
 def test_too_deeply_nested_is_pf000(fix):
     # CPython: "SyntaxError: too many nested parentheses".

@@ -30,10 +30,32 @@ _COUNTERPARTS: dict[type, tuple[type, ...]] = {
 }
 
 
+# libcst's parser takes time quadratic in how deeply expressions nest (a 1,000-term `a + b + ...` chain is half a
+# second, 20,000 terms minutes). Past this depth a file gets no fixes; its findings are still reported.
+LIBCST_MAX_DEPTH = 1000
+
+
+def nesting_depth(tree: ast.AST, limit: int) -> int:
+    """How deeply ``tree``'s nodes nest, counted up to ``limit`` (iteratively: the tree may be deeper than the
+    interpreter's recursion limit)."""
+    deepest = 0
+    pending = [(tree, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > deepest:
+            deepest = depth
+            if deepest >= limit:
+                return deepest
+        pending.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
 class FixContext:
     """A module's libcst view for building fixes; ``cst`` is the libcst :class:`FileContext`."""
 
     def __init__(self, module: SourceModule):
+        if nesting_depth(module.tree, LIBCST_MAX_DEPTH) >= LIBCST_MAX_DEPTH:
+            raise FixUnavailable(f"nested more than {LIBCST_MAX_DEPTH} deep: too deep to rewrite with libcst")
         self.module = module
         self.cst = FileContext(module.source, module.filename, cst.parse_module(module.source))
         self._by_span: Optional[dict[tuple[int, int], list[cst.CSTNode]]] = None

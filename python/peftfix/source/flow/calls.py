@@ -598,9 +598,12 @@ class CallSemantics:
     def _names_linear_helper(call: ast.Call) -> bool:
         """`find_all_linear_names(model)`, `get_linear_modules(model)`: a helper that lists Linear layer names
         (not one that converts layers, like `convert_lora_to_linear`)."""
-        func = call.func
-        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-        return LINEAR_HELPER_NAME.search(name) is not None
+        known = getattr(call, "_peftfix_linear_helper", None)
+        if known is None:
+            func = call.func
+            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            known = call._peftfix_linear_helper = LINEAR_HELPER_NAME.search(name) is not None  # type: ignore[attr-defined]
+        return known
 
     def _linear_helper(self, call: ast.Call, arguments: CallArguments, state: State) -> None:
         models = EMPTY

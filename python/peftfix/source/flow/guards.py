@@ -9,7 +9,6 @@ on both sides: the condition is what tells them apart at runtime.
 from __future__ import annotations
 
 import ast
-import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
@@ -64,8 +63,7 @@ def _conjuncts(test: ast.expr, outcome: bool) -> list[tuple[ast.expr, bool]]:
 def _remember(interp: Evaluator, test: ast.expr, outcome: bool, state: State) -> Optional[State]:
     """The path remembers how a side-effect-free test came out; the same test, unchanged since, cannot come out
     the other way on it."""
-    canonical, flipped = _canonical(test)
-    fact = _fact_key(canonical)
+    fact, flipped = _fact_of(test)
     if fact is None:
         return state
     wanted = outcome != flipped
@@ -88,13 +86,15 @@ def _canonical(test: ast.expr) -> tuple[ast.expr, bool]:
     return test, flipped
 
 
-_FACT_KEYS: weakref.WeakKeyDictionary[ast.expr, Optional[str]] = weakref.WeakKeyDictionary()
-
-
-def _fact_key(test: ast.expr) -> Optional[str]:
-    if test not in _FACT_KEYS:
-        _FACT_KEYS[test] = _compute_fact_key(test)
-    return _FACT_KEYS[test]
+def _fact_of(test: ast.expr) -> tuple[Optional[str], bool]:
+    """The fact key of ``test`` without its negations, and whether they flip it; computed once per test node
+    and kept on the node (a tree's facts live and die with it)."""
+    known = getattr(test, "_peftfix_fact", None)
+    if known is None:
+        canonical, flipped = _canonical(test)
+        known = (_compute_fact_key(canonical), flipped)
+        test._peftfix_fact = known  # type: ignore[attr-defined]
+    return known
 
 
 def _compute_fact_key(test: ast.expr) -> Optional[str]:

@@ -21,7 +21,6 @@ the project's own modules.
 from __future__ import annotations
 
 import ast
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
@@ -1198,15 +1197,12 @@ def _dedupe_results(results: list[tuple[State, frozenset]]) -> list[tuple[State,
     return unique
 
 
-# Per statement, computed once: weak keys, so a checked file's tree is not kept alive by the cache.
-_MAY_RAISE: weakref.WeakKeyDictionary[ast.stmt, bool] = weakref.WeakKeyDictionary()
-
-
 def _may_raise(statement: ast.stmt) -> bool:
-    """Whether an exception may leave ``statement`` itself (not its nested blocks): it calls or raises."""
-    known = _MAY_RAISE.get(statement)
+    """Whether an exception may leave ``statement`` itself (not its nested blocks): it calls or raises. Computed
+    once per statement and kept on the node, so it lives and dies with the tree."""
+    known = getattr(statement, "_peftfix_may_raise", None)
     if known is None:
-        known = _MAY_RAISE[statement] = _calls_or_raises(statement)
+        known = statement._peftfix_may_raise = _calls_or_raises(statement)  # type: ignore[attr-defined]
     return known
 
 

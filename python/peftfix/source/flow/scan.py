@@ -29,16 +29,20 @@ MEANINGFUL_ATTRIBUTES = frozenset(
 ATTRIBUTE_STORE = re.compile(r"^[ \t]*[A-Za-z_][\w.]*\.\w+[ \t]*(?::[^=\n]*)?=(?!=)", re.MULTILINE)
 
 
+# An identifier as Python spells one (the text's words are matched against a set: one pass over the text).
+IDENTIFIER = re.compile(r"[^\W\d]\w*")
+
+
 @dataclass
 class ModuleScan:
-    mentions: re.Pattern[str]  # any name the flow cares about, as a word
+    names: frozenset[str]  # every name the flow cares about
 
     def relevant(self, function: ast.AST, module: SourceModule) -> bool:
         """Whether interpreting ``function`` can tell anything: it mentions an interesting name, stores on an
         attribute, or returns something that mentions a parameter."""
         start, end = module.span(function)
         text = module.source[start:end]
-        if self.mentions.search(text) or ATTRIBUTE_STORE.search(text):
+        if not self.names.isdisjoint(IDENTIFIER.findall(text)) or ATTRIBUTE_STORE.search(text):
             return True
         arguments = function.args  # type: ignore[attr-defined]
         params = [arg.arg for arg in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]]
@@ -76,5 +80,4 @@ def _scan(module: SourceModule) -> ModuleScan:
         for part in (*getattr(statement, "handlers", ()), *getattr(statement, "cases", ())):
             pending.extend(part.body)
     names.update(name for name, value in global_definitions(module.tree).items() if isinstance(value, GlobalValue))
-    pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(names, key=len, reverse=True))) + r")\b")
-    return ModuleScan(pattern)
+    return ModuleScan(frozenset(names))
