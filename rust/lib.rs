@@ -17,6 +17,7 @@
 //! matcher/       every check of one adapter against a base: the grouped modules
 //!                (modules), one file per check (pk001 ... pk006), the result (report);
 //!                mod.rs runs them in report order
+//! regular_file.rs  opening files that must be regular files, never blocking on a FIFO
 //! test_support.rs  the files and fixtures every Rust test shares
 //! ```
 
@@ -33,6 +34,7 @@ use rayon::prelude::*;
 pub mod checkpoint;
 pub mod discovery;
 pub mod matcher;
+pub mod regular_file;
 pub mod safetensors;
 #[cfg(test)]
 mod test_support;

@@ -12,6 +12,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
 use crate::discovery::error_text::describe_io_error;
+use crate::regular_file::read_regular;
 
 pub const CONFIG_FILE: &str = "adapter_config.json";
 
@@ -67,7 +68,8 @@ pub fn load(path: &Path) -> ConfigStatus {
             format!("{} bytes is too large for a config", meta.len()),
         );
     }
-    match std::fs::read(path) {
+    // Not a plain read: the type was checked by name, and a FIFO swapped in since would block.
+    match read_regular(path) {
         Ok(bytes) => match parse(&bytes) {
             Ok(config) => ConfigStatus::Loaded(config),
             Err(reason) => ConfigStatus::Unreadable(path.to_path_buf(), reason),

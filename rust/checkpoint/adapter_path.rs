@@ -21,7 +21,9 @@ pub fn resolve(adapter: &Path) -> Result<AdapterPaths> {
     let meta = std::fs::metadata(adapter).map_err(|err| CheckpointError::io(adapter, &err))?;
     if meta.is_dir() {
         let weights = adapter.join(WEIGHTS_FILE);
-        if !weights.is_file() {
+        // Whatever exists under the name is taken: reading refuses a FIFO or a directory
+        // with an error that names it.
+        if !weights.exists() {
             let reason = if adapter.join("adapter_model.bin").is_file() {
                 format!(
                     "holds adapter_model.bin but no {WEIGHTS_FILE}: peftfix reads safetensors only \

@@ -12,6 +12,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::hash::BuildHasher;
+use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -23,6 +24,7 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use crate::checkpoint::error::{CheckpointError, ErrorKind, Result};
 use crate::checkpoint::module_trie::{is_index, Interner, ReverseTrie};
+use crate::regular_file::open_regular;
 use crate::safetensors::{Dtype, Header};
 
 pub const SINGLE_FILE: &str = "model.safetensors";
@@ -292,13 +294,15 @@ enum Layout {
 fn layout(path: &Path) -> Result<Layout> {
     let meta = std::fs::metadata(path).map_err(|err| CheckpointError::io(path, &err))?;
     if meta.is_dir() {
-        // transformers looks for the single file first.
+        // transformers looks for the single file first. Whatever exists under the name is
+        // taken (and refused when opened if it is no regular file, a FIFO say), so the error
+        // names it instead of saying the checkpoint is missing.
         let single = path.join(SINGLE_FILE);
-        if single.is_file() {
+        if single.exists() {
             return Ok(Layout::Single(single));
         }
         let index = path.join(INDEX_FILE);
-        if index.is_file() {
+        if index.exists() {
             return Ok(Layout::Sharded { index });
         }
         return Err(CheckpointError::new(
@@ -320,14 +324,17 @@ fn layout(path: &Path) -> Result<Layout> {
 
 /// Reads the shards an index names and checks the index against their headers.
 fn read_sharded(index: &Path) -> Result<Vec<Header>> {
-    let meta = std::fs::metadata(index).map_err(|err| CheckpointError::io(index, &err))?;
+    let io = |err: std::io::Error| CheckpointError::io(index, &err);
+    let file = open_regular(index).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
     if meta.len() > MAX_INDEX_LEN {
         return Err(CheckpointError::new(
             index,
             ErrorKind::BadIndex(format!("{} bytes is over the 1 GB limit", meta.len())),
         ));
     }
-    let bytes = std::fs::read(index).map_err(|err| CheckpointError::io(index, &err))?;
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1);
+    (&file).read_to_end(&mut bytes).map_err(io)?;
     let text = std::str::from_utf8(&bytes).map_err(|err| {
         CheckpointError::new(
             index,

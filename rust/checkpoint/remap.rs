@@ -16,6 +16,7 @@ use crate::checkpoint::adapter_config::CONFIG_FILE;
 use crate::checkpoint::adapter_keys::{peft_wrapper_len, PEFT_PREFIX, UNPLACED};
 use crate::checkpoint::adapter_path::{self, WEIGHTS_FILE};
 use crate::checkpoint::error::{CheckpointError, ErrorKind, Result};
+use crate::regular_file::{open_regular, read_regular};
 use crate::safetensors::Header;
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -183,7 +184,7 @@ pub fn write_remapped(adapter: &Path, out: &Path, strip: &str, add: &str) -> Res
     }
 
     let mut source =
-        File::open(&paths.weights).map_err(|err| CheckpointError::io(&paths.weights, &err))?;
+        open_regular(&paths.weights).map_err(|err| CheckpointError::io(&paths.weights, &err))?;
     let data_len = header.data_len();
     source
         .seek(SeekFrom::Start(header.data_start()))
@@ -206,7 +207,7 @@ pub fn write_remapped(adapter: &Path, out: &Path, strip: &str, add: &str) -> Res
     if paths.config.is_file() {
         let target = out_dir.join(CONFIG_FILE);
         if !same_file(&paths.config, &target) {
-            let bytes = std::fs::read(&paths.config)
+            let bytes = read_regular(&paths.config)
                 .map_err(|err| CheckpointError::io(&paths.config, &err))?;
             write_atomically(&target, |file| file.write_all(&bytes))?;
         }

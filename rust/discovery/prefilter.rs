@@ -4,12 +4,12 @@
 //! with a substring search costs microseconds, parsing them with libcst costs
 //! milliseconds. The Python side only parses the files this filter lets through.
 
-use std::fs::File;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use memchr::memmem::Finder;
 use rayon::prelude::*;
+
+use crate::regular_file::read_regular;
 
 /// Compiled needles, searched with SIMD-accelerated substring search.
 pub struct Needles {
@@ -40,25 +40,11 @@ impl Needles {
 pub fn mentions(paths: &[PathBuf], needles: &Needles) -> Vec<bool> {
     paths
         .par_iter()
-        .map(|path| match read_regular_file(path) {
+        .map(|path| match read_regular(path) {
             Ok(bytes) => needles.found_in(&bytes),
             Err(_) => true,
         })
         .collect()
-}
-
-/// Reads a whole regular file with one allocation. Source files are small, so a plain
-/// read beats mapping them; anything but a regular file (a FIFO would block forever)
-/// is refused.
-fn read_regular_file(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut file = File::open(path)?;
-    let metadata = file.metadata()?;
-    if !metadata.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0) + 1);
-    file.read_to_end(&mut bytes)?;
-    Ok(bytes)
 }
 
 #[cfg(test)]

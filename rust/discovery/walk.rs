@@ -12,6 +12,7 @@ use ignore::{DirEntry, ParallelVisitor, ParallelVisitorBuilder, WalkBuilder, Wal
 
 use super::error_text::{describe_io_error, describe_walk_error, is_not_found};
 use super::exclude::{EntryPaths, ExcludeMatcher};
+use crate::regular_file::is_special;
 
 /// A `(path, reason)` pair: something that could not be looked at, and why.
 pub type PathError = (PathBuf, String);
@@ -63,11 +64,40 @@ pub fn walk(paths: &[PathBuf], exclude: &[String], respect_gitignore: bool) -> D
     Discovered { files, errors }
 }
 
+/// The ignore files the walker reads in a directory it enters (and in the root's
+/// ancestors). It reads them with a blocking open, so one that is a FIFO would hang the
+/// walk: such a directory is reported and not walked.
+const IGNORE_FILES: [&str; 3] = [".gitignore", ".ignore", ".git/info/exclude"];
+
+fn special_ignore_file(dir: &Path) -> Option<PathBuf> {
+    IGNORE_FILES
+        .iter()
+        .map(|name| dir.join(name))
+        .find(|path| is_special(path))
+}
+
+fn blocked_by(ignore_file: PathBuf) -> PathError {
+    let reason = "not a regular file (a named pipe or device): its directory was not checked, \
+                  since reading it as an ignore file would block"
+        .to_string();
+    (ignore_file, reason)
+}
+
 fn walk_directory(
     root: &Path,
     matcher: &Arc<ExcludeMatcher>,
     respect_gitignore: bool,
 ) -> Discovered {
+    if respect_gitignore {
+        let absolute = lexically_absolute(root);
+        if let Some(special) = absolute.ancestors().find_map(special_ignore_file) {
+            return Discovered {
+                files: Vec::new(),
+                errors: vec![blocked_by(special)],
+            };
+        }
+    }
+    let blocked: Arc<Mutex<Vec<PathError>>> = Arc::default();
     let mut builder = WalkBuilder::new(root);
     builder
         // `.gitignore`, `.ignore`, `.git/info/exclude`, the global gitignore and those of
@@ -85,11 +115,21 @@ fn walk_directory(
     let filter_root = root.to_path_buf();
     let absolute_root = lexically_absolute(root);
     let filter_matcher = Arc::clone(matcher);
+    let filter_blocked = Arc::clone(&blocked);
     // Filtering here (rather than in the visitor) keeps excluded directories from being
     // descended into at all. The root itself is never excluded: it was asked for.
     builder.filter_entry(move |entry| {
         if entry.depth() == 0 {
             return true;
+        }
+        if respect_gitignore && entry.file_type().is_some_and(|kind| kind.is_dir()) {
+            if let Some(special) = special_ignore_file(entry.path()) {
+                let mut blocked = filter_blocked
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                blocked.push(blocked_by(special));
+                return false;
+            }
         }
         let relative = entry
             .path()
@@ -109,8 +149,11 @@ fn walk_directory(
         shared: Arc::clone(&shared),
     });
     // Every collector has been dropped (and merged) by the time `visit` returns.
-    let mut found = shared.lock().unwrap_or_else(PoisonError::into_inner);
-    std::mem::take(&mut *found)
+    let mut found = std::mem::take(&mut *shared.lock().unwrap_or_else(PoisonError::into_inner));
+    found
+        .errors
+        .append(&mut blocked.lock().unwrap_or_else(PoisonError::into_inner));
+    found
 }
 
 /// Gives each walker thread its own [`Collector`], so threads only synchronise once,
@@ -277,6 +320,27 @@ mod tests {
         let (files, errors) = found(dir.path(), &[], true);
         assert_eq!(files, ["a/deep/er/y.py", "a/x.py", "b.py"]);
         assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_ignore_file_skips_its_directory_instead_of_blocking() {
+        let dir = tree(&["ok/a.py", "blocked/b.py"]);
+        let fifo = dir.path().join("blocked/.gitignore");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let (files, errors) = found(dir.path(), &[], true);
+        assert_eq!(files, ["ok/a.py"]);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].0.ends_with("blocked/.gitignore"));
+        assert!(errors[0].1.contains("named pipe"), "{errors:?}");
+        // Without ignore files nothing reads it: the walk goes on.
+        let (files, errors) = found(dir.path(), &[], false);
+        assert_eq!(files, ["blocked/b.py", "ok/a.py"]);
+        assert!(errors.is_empty());
     }
 
     #[test]

@@ -7,7 +7,6 @@
 //! integer, boolean and unsigned-exponent types zero means every byte zero. The FNUZ
 //! fp8 formats have no negative zero (0x80 is their NaN), so they count bytes too.
 
-use std::fs::File;
 use std::path::Path;
 
 use memmap2::Mmap;
@@ -17,6 +16,7 @@ use super::modules::Module;
 use super::report::Finding;
 use super::Context;
 use crate::checkpoint::error::{CheckpointError, ErrorKind, Result};
+use crate::regular_file::open_regular;
 use crate::safetensors::Dtype;
 
 /// The PK004 finding, when every lora_B / lora_embedding_B tensor is all zeros. Stops at
@@ -69,7 +69,7 @@ struct MappedFile {
 
 impl MappedFile {
     fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|err| CheckpointError::io(path, &err))?;
+        let file = open_regular(path).map_err(|err| CheckpointError::io(path, &err))?;
         // SAFETY: the map is read-only and private to this call; peftfix never writes the
         // adapter it checks. Another process truncating the file while it is scanned could
         // fault the read, as with any mmap-based reader (safetensors itself maps files).

@@ -1,13 +1,13 @@
 //! A validated safetensors header and the checks on its length prefix, offsets, sizes
 //! and names. The JSON itself is read by [`super::parser`].
 
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
 use super::parser;
 use super::{numel, Dtype};
 use crate::checkpoint::error::{CheckpointError, ErrorKind, Result};
+use crate::regular_file::open_regular;
 
 /// Largest header accepted, as in the safetensors reference implementation.
 pub const MAX_HEADER_LEN: u64 = 100_000_000;
@@ -55,14 +55,8 @@ impl Header {
     pub fn read_from(&mut self, path: &Path) -> Result<()> {
         self.clear();
         let io = |err: std::io::Error| CheckpointError::io(path, &err);
-        let mut file = File::open(path).map_err(io)?;
+        let mut file = open_regular(path).map_err(io)?;
         let meta = file.metadata().map_err(io)?;
-        if meta.is_dir() {
-            return Err(CheckpointError::new(
-                path,
-                ErrorKind::Io("is a directory, not a safetensors file".into()),
-            ));
-        }
         let file_len = meta.len();
         if file_len < 8 {
             return Err(CheckpointError::new(

@@ -249,6 +249,7 @@ class TestSelection:
             ('[tool.peftfix]\nselect = ["XX"]\n', "unknown rule selector 'XX'"),
             ("[tool.peftfix]\nmax-rank = -1\n", "max-rank"),
             ("[tool.peftfix\n", "invalid TOML"),
+            ("[tool.peftfix]\nselect = " + "[" * 50_000 + "]" * 50_000 + "\n", "nested too deeply"),
         ],
     )
     def test_bad_config_exits_2_with_a_message(self, invoke, project, config, fragment):
@@ -283,14 +284,15 @@ class TestExitCodes:
 
     def test_unreadable_file_is_an_error_and_others_are_still_checked(self, invoke, project, monkeypatch):
         write(project / "other.py", RANK_AND_DROPOUT)
-        real_open = open
+        real_open = os.open
 
         def open_failing_for_other(path, *args, **kwargs):
             if os.fspath(path).endswith("other.py"):
                 raise PermissionError(13, "Permission denied")
             return real_open(path, *args, **kwargs)
 
-        monkeypatch.setattr("builtins.open", open_failing_for_other)
+        # Source files are read through os.open (non-blocking, type-checked: peftfix.files).
+        monkeypatch.setattr(os, "open", open_failing_for_other)
         result = invoke(["--format", "json", "other.py", "train.py"], cwd=project)
         assert result.exit_code == 2
         assert "other.py: cannot read: Permission denied" in result.stderr

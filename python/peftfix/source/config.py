@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from peftfix.files import read_regular
 from peftfix.source import pathglob
 
 if sys.version_info >= (3, 11):
@@ -129,12 +130,13 @@ def validate_selectors(selectors: Iterable[str], known_codes: Sequence[str], whe
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
+        return tomllib.loads(read_regular(path).decode("utf-8"))
     except OSError as error:
         raise ConfigError(f"cannot read configuration file {path}: {error.strerror or error}") from error
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: invalid TOML: {error}") from error
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: nested too deeply to read") from None
 
 
 def _peftfix_table(document: Mapping[str, Any]) -> Optional[Any]:
@@ -146,7 +148,7 @@ def _peftfix_table(document: Mapping[str, Any]) -> Optional[Any]:
 
 def _mentions_peftfix_table(path: Path) -> bool:
     try:
-        return "tool.peftfix" in path.read_text(encoding="utf-8", errors="replace")
+        return b"tool.peftfix" in read_regular(path)
     except OSError:
         return False
 

@@ -29,6 +29,7 @@ from typing import Any, Optional
 
 from peftfix.about import debug_enabled
 from peftfix.diagnostics import Diagnostic, Finding, Report
+from peftfix.files import read_regular
 from peftfix.source.config import ConfigResolver, ResolvedConfig
 from peftfix.source.settings import Settings
 
@@ -235,8 +236,7 @@ def check_data(data: bytes, job: FileJob) -> FileResult:
 def check_file(job: FileJob) -> FileResult:
     """Read, check and, in APPLY mode, write back one file. Never raises."""
     try:
-        with open(job.path, "rb") as handle:
-            data = handle.read()
+        data = read_regular(job.path)
     except OSError as error:
         return FileResult(job.display_name, error=f"cannot read: {error.strerror or error}")
     try:

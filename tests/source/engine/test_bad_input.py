@@ -124,6 +124,27 @@ def test_binary_is_pf000(data, fix):
     assert outcome.new_bytes is None
 
 
+# Text that libcst accepts but CPython (3.10-3.13) rejects: never "fixed", never an internal error.
+REJECTED_BY_CPYTHON = {
+    "python2-except": FIXABLE + b"try:\n    pass\nexcept Exception, e:\n    pass\n",
+    "non-ascii-bytes-literal": FIXABLE + "x = b'\u00e9'\n".encode(),
+    "truncated-hex-escape": FIXABLE + b"x = '\\x4'\n",
+    "unknown-unicode-name": FIXABLE + b"x = '\\N{NO SUCH NAME}'\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(REJECTED_BY_CPYTHON))
+@pytest.mark.parametrize("fix", [False, True], ids=["check", "fix"])
+def test_what_cpython_rejects_is_pf000_and_never_modified(name, fix):
+    data = REJECTED_BY_CPYTHON[name]
+    with pytest.raises(SyntaxError):
+        compile(data, "x.py", "exec")
+    outcome = check_bytes(data, "bad.py", DEFAULT, fix=fix)
+    diagnostic = _only_pf000(outcome)
+    assert "syntax error" in diagnostic.message
+    assert outcome.new_bytes is None
+
+
 @pytest.mark.parametrize(
     "data",
     [

@@ -22,12 +22,11 @@ Reader = Callable[[str], Optional[str]]
 
 
 def read_python(path: str) -> Optional[str]:
+    from peftfix.files import read_regular
     from peftfix.source.decoding import SourceError, decode
 
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-        return decode(data)[0]
+        return decode(read_regular(path))[0]
     except (OSError, SourceError):
         return None
 
