@@ -41,10 +41,30 @@ pub fn mentions(paths: &[PathBuf], needles: &Needles) -> Vec<bool> {
     paths
         .par_iter()
         .map(|path| match read_regular(path) {
-            Ok(bytes) => needles.found_in(&bytes),
+            Ok(bytes) => needles.found_in(&bytes) || needs_decoding(&bytes),
             Err(_) => true,
         })
         .collect()
+}
+
+/// Whether the needles could be hidden by the file's encoding: a UTF-16/UTF-32 byte-order
+/// mark, or a PEP 263 coding cookie in the first two lines (the needles are ASCII, which
+/// such files may not store as ASCII bytes). Those files go to the Python side, which
+/// decodes them as CPython would, or reports why it cannot.
+fn needs_decoding(bytes: &[u8]) -> bool {
+    const WIDE_BOMS: [&[u8]; 4] = [
+        b"\xff\xfe",
+        b"\xfe\xff",
+        b"\x00\x00\xfe\xff",
+        b"\xff\xfe\x00\x00",
+    ];
+    if WIDE_BOMS.iter().any(|bom| bytes.starts_with(bom)) {
+        return true;
+    }
+    bytes
+        .split(|&byte| byte == b'\n')
+        .take(2)
+        .any(|line| memchr::memmem::find(line, b"coding").is_some())
 }
 
 #[cfg(test)]
@@ -87,6 +107,26 @@ mod tests {
         let peft = dir.path().join("p.py");
         fs::write(&peft, "peft").unwrap();
         assert_eq!(mentions(&[peft], &Needles::new(&none)), [false]);
+    }
+
+    #[test]
+    fn wide_encodings_and_coding_cookies_go_to_python() {
+        let dir = tempfile::tempdir().unwrap();
+        let utf16: Vec<u8> = [0xff, 0xfe]
+            .into_iter()
+            .chain("import peft\n".encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        let cases: [(&str, &[u8], bool); 4] = [
+            ("u16.py", &utf16, true),
+            ("cookie.py", b"# -*- coding: utf-7 -*-\nx = 1\n", true),
+            ("late.py", b"x = 1\ny = 2\n# coding: latin-1\n", false),
+            ("plain.py", b"x = 1\n", false),
+        ];
+        for (name, bytes, expected) in cases {
+            let path = dir.path().join(name);
+            fs::write(&path, bytes).unwrap();
+            assert_eq!(mentions(&[path], &peft_needles()), [expected], "{name}");
+        }
     }
 
     #[test]

@@ -560,7 +560,7 @@ class TestRulesAndExplain:
 def test_unwritable_file_is_an_error_and_keeps_its_findings(invoke, project, monkeypatch):
     from peftfix.source import runner
 
-    def failing_write(path, data):
+    def failing_write(path, data, expected=None):
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(runner, "write_atomically", failing_write)
@@ -599,3 +599,24 @@ def test_lazy_subcommands_are_listed_and_loaded(invoke, monkeypatch):
     monkeypatch.setitem(cli_module.LAZY_SUBCOMMANDS, "hello", "peftfix.cli:lazy_hello")
     assert "hello" in invoke(["--help"]).stdout
     assert invoke(["hello"]).stdout == "hello from a lazy subcommand\n"
+
+
+def test_an_edit_made_during_apply_is_kept(invoke, project, monkeypatch):
+    """The user saves the file while it is being fixed: the fix is not written over the edit (exit 2)."""
+    from peftfix.source import engine
+
+    real_check_bytes = engine.check_bytes
+    edited = "# edited by the user meanwhile\n" + RANK_AND_DROPOUT
+
+    def editing(data, filename, settings, fix=False, **options):
+        outcome = real_check_bytes(data, filename, settings, fix, **options)
+        if fix:  # the fixing pass read the file; the user saves before it writes
+            (project / "train.py").write_text(edited)
+        return outcome
+
+    monkeypatch.setattr(engine, "check_bytes", editing)
+    result = invoke(["--apply", "train.py"], cwd=project)
+    assert result.exit_code == 2
+    assert "train.py: cannot write fixes: changed on disk since it was read" in result.stderr
+    assert (project / "train.py").read_text() == edited
+    assert "PF301" in result.stdout

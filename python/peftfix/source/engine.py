@@ -23,7 +23,7 @@ from typing import Any, Optional, TypeVar
 
 from peftfix.diagnostics import Applicability, Diagnostic, Edit, Fix, Location
 from peftfix.source import fixer
-from peftfix.source.decoding import SourceError, decode
+from peftfix.source.decoding import SourceError, decode, rewrites_faithfully
 from peftfix.source.edits import FixUnavailable
 from peftfix.source.flow.interpreter import Analysis
 from peftfix.source.flow.project import Project
@@ -54,6 +54,7 @@ class FileOutcome:
     new_source: Optional[str] = None  # the fixed text, None when unchanged
     new_bytes: Optional[bytes] = None  # new_source encoded as the original was
     foreign: list[Diagnostic] = field(default_factory=list)  # findings this analysis located in other files
+    not_fixed: Optional[str] = None  # why fixes were asked for and not made (the file's encoding)
     touched: list[str] = field(default_factory=list)  # the files this analysis interpreted
 
 
@@ -73,6 +74,14 @@ def check_bytes(
         source, encoding = decode(data)
     except SourceError as error:
         return FileOutcome(filename, _parse_error(error, filename, settings))
+    if fix and not rewrites_faithfully(data, source, encoding):
+        outcome = _deep(lambda: _check(source, filename, settings, project, with_edits))
+        if any(diagnostic.fix is not None for diagnostic in outcome.diagnostics):
+            outcome.not_fixed = (
+                f"its encoding ({encoding}) does not re-encode edited text byte for byte, so a fix would change "
+                "bytes outside it; convert the file to UTF-8 to fix it"
+            )
+        return outcome
     if not fix:
         return _deep(lambda: _check(source, filename, settings, project, with_edits))
     outcome = _deep(lambda: fix_source(source, filename, settings, project=project, importers=importers))

@@ -121,14 +121,25 @@ def unified_diff(before: str, after: str, name: str) -> str:
 # --- writing ----------------------------------------------------------------------------------------------------
 
 
-def write_atomically(path: Path | str, data: bytes) -> None:
+class ChangedOnDisk(OSError):
+    """The file no longer holds what was read: someone edited it while it was being fixed."""
+
+
+def write_atomically(path: Path | str, data: bytes, expected: Optional[bytes] = None) -> None:
     """Replace the file's content so that readers see the old or the new file, never half of one.
 
-    The temporary file lives in the same directory (os.replace is atomic only within one filesystem) and gets
-    the original's permission bits. A symlink is followed, so the link stays a link.
+    ``expected``: what the file held when it was read; if it holds anything else now (an editor saved it
+    meanwhile), nothing is written and :class:`ChangedOnDisk` is raised. The temporary file lives in the same
+    directory (os.replace is atomic only within one filesystem) and gets the original's permission bits, owner and
+    group. A symlink is followed, so the link stays a link. A file with several hard links, or one whose owner
+    cannot be kept, is rewritten in place instead, so the links and the owner stay.
     """
     target = os.path.realpath(path)
-    mode = stat.S_IMODE(os.stat(target).st_mode)
+    _unchanged(target, expected)
+    status = os.stat(target)
+    if status.st_nlink > 1:
+        _rewrite_in_place(target, data, expected)
+        return
     directory, name = os.path.split(target)
     fd, temp_path = tempfile.mkstemp(prefix=f".{name}.", suffix=".peftfix-tmp", dir=directory)
     try:
@@ -136,12 +147,48 @@ def write_atomically(path: Path | str, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temp_path, mode)
+        os.chmod(temp_path, stat.S_IMODE(status.st_mode))
+        if not _same_owner(temp_path, status):
+            os.unlink(temp_path)
+            _rewrite_in_place(target, data, expected)
+            return
+        _unchanged(target, expected)
         os.replace(temp_path, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp_path)
         raise
+
+
+def _unchanged(target: str, expected: Optional[bytes]) -> None:
+    if expected is not None and read_regular(target) != expected:
+        raise ChangedOnDisk(0, "changed on disk since it was read (edited meanwhile?): left as it is", target)
+
+
+def _same_owner(temp_path: str, status: os.stat_result) -> bool:
+    """Give the new file the original's owner and group; False when that is not allowed (not root)."""
+    if not hasattr(os, "chown"):
+        return True
+    mine = os.stat(temp_path)
+    if (mine.st_uid, mine.st_gid) == (status.st_uid, status.st_gid):
+        return True
+    try:
+        os.chown(temp_path, status.st_uid, status.st_gid)
+    except PermissionError:
+        return False
+    return True
+
+
+def _rewrite_in_place(target: str, data: bytes, expected: Optional[bytes]) -> None:
+    """Write ``data`` into the existing inode (hard links and owner kept); not atomic, so checked just before."""
+    with open(target, "r+b") as handle:
+        if expected is not None and handle.read() != expected:
+            raise ChangedOnDisk(0, "changed on disk since it was read (edited meanwhile?): left as it is", target)
+        handle.seek(0)
+        handle.write(data)
+        handle.truncate()
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 # --- checking one file --------------------------------------------------------------------------------------
@@ -216,6 +263,8 @@ def check_data(data: bytes, job: FileJob) -> FileResult:
 
     result.foreign = list(outcome.foreign)
     result.touched = list(outcome.touched)
+    if outcome.not_fixed is not None:
+        result.error = f"not fixed: {outcome.not_fixed}"
     if cache is not None:
         cache.store(key, outcome.diagnostics, result.foreign, result.touched)
     result.findings = _findings(outcome.diagnostics, job.settings, fixes_attempted=job.mode is FixMode.APPLY)
@@ -243,7 +292,7 @@ def check_file(job: FileJob) -> FileResult:
         result = check_data(data, job)
         if result.fixed_bytes is not None and result.fixed_bytes != data:
             try:
-                write_atomically(job.path, result.fixed_bytes)
+                write_atomically(job.path, result.fixed_bytes, expected=data)
             except OSError as error:
                 # The fixes did not land: they are still findings.
                 result.findings += _findings(result.fixed, job.settings, fixes_attempted=True)

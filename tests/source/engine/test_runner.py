@@ -45,6 +45,44 @@ class TestAtomicWrite:
         assert path.read_bytes() == b"old\n"
         assert os.listdir(tmp_path) == ["train.py"]
 
+    def test_a_changed_file_is_left_as_it_is(self, tmp_path):
+        path = tmp_path / "train.py"
+        path.write_bytes(b"edited by the user\n")
+        with pytest.raises(runner.ChangedOnDisk):
+            write_atomically(path, b"fixed\n", expected=b"as read\n")
+        assert path.read_bytes() == b"edited by the user\n"
+        assert os.listdir(tmp_path) == ["train.py"]
+
+    def test_hard_links_stay_links(self, tmp_path):
+        path = tmp_path / "train.py"
+        path.write_bytes(b"old\n")
+        other = tmp_path / "same.py"
+        os.link(path, other)
+        write_atomically(path, b"new\n", expected=b"old\n")
+        assert other.read_bytes() == b"new\n"
+        assert path.stat().st_ino == other.stat().st_ino and path.stat().st_nlink == 2
+        with pytest.raises(runner.ChangedOnDisk):
+            write_atomically(other, b"newer\n", expected=b"old\n")
+        assert path.read_bytes() == b"new\n"
+
+    @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="giving a file away needs root")
+    def test_owner_and_group_are_kept(self, tmp_path):
+        path = tmp_path / "train.py"
+        path.write_bytes(b"old\n")
+        os.chown(path, 4321, 4322)
+        write_atomically(path, b"new\n", expected=b"old\n")
+        assert (path.stat().st_uid, path.stat().st_gid) == (4321, 4322)
+        assert path.read_bytes() == b"new\n"
+
+    def test_owner_that_cannot_be_kept_means_in_place(self, tmp_path, monkeypatch):
+        path = tmp_path / "train.py"
+        path.write_bytes(b"old\n")
+        inode = path.stat().st_ino
+        monkeypatch.setattr(runner, "_same_owner", lambda temp_path, status: False)
+        write_atomically(path, b"new\n", expected=b"old\n")
+        assert path.read_bytes() == b"new\n" and path.stat().st_ino == inode
+        assert os.listdir(tmp_path) == ["train.py"]
+
 
 class TestDiff:
     def test_headers_and_hunks(self):
