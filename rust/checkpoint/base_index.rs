@@ -322,6 +322,17 @@ fn layout(path: &Path) -> Result<Layout> {
     })
 }
 
+/// Whether a shard name from an index stays inside the index's directory: a relative path
+/// without `..`, by its text. A symlink inside the directory may still point elsewhere (the
+/// HF cache links every file to its blob store), as transformers allows.
+fn inside_directory(name: &str) -> bool {
+    use std::path::Component;
+    !name.is_empty()
+        && Path::new(name)
+            .components()
+            .all(|part| matches!(part, Component::Normal(_) | Component::CurDir))
+}
+
 /// Reads the shards an index names and checks the index against their headers.
 fn read_sharded(index: &Path) -> Result<Vec<Header>> {
     let io = |err: std::io::Error| CheckpointError::io(index, &err);
@@ -352,6 +363,14 @@ fn read_sharded(index: &Path) -> Result<Vec<Header>> {
     let mut shard_names: Vec<&str> = weight_map.iter().map(|(_, shard)| shard.as_ref()).collect();
     shard_names.sort_unstable();
     shard_names.dedup();
+    if let Some(outside) = shard_names.iter().find(|name| !inside_directory(name)) {
+        return Err(CheckpointError::new(
+            index,
+            ErrorKind::BadIndex(format!(
+                "weight_map names {outside:?}, outside the base directory (shards are files beside the index)"
+            )),
+        ));
+    }
     // The tensors the index places in each shard (entries come in runs of one shard).
     let mut expected: Vec<Vec<&str>> = vec![Vec::new(); shard_names.len()];
     let mut last: Option<(&str, usize)> = None;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -144,3 +145,58 @@ def test_unreadable_base_in_json_is_pk000_and_exit_two(checkpoints):
     (finding,) = json.loads(result.stdout)
     assert finding["code"] == "PK000" and finding["filename"] == adapter
     assert finding["details"]["path"].endswith("model-00002-of-00003.safetensors")
+
+
+# --- --write-remapped never overwrites, and its failures are ordinary errors ----------------------------------------
+
+
+def test_adapters_sharing_a_name_get_distinct_targets(checkpoints, tmp_path):
+    base = str(checkpoints.bases["llama"])
+    first, second = tmp_path / "x" / "ad", tmp_path / "y" / "ad"
+    shutil.copytree(checkpoints.adapters["orig-mod"], first)
+    shutil.copytree(checkpoints.adapters["orig-mod"], second)
+    out = tmp_path / "out"
+    result = keys(str(first), str(second), "--base", base, "--write-remapped", str(out))
+    assert result.returncode == 1, result.stderr
+    assert sorted(path.name for path in out.iterdir()) == ["ad", "ad-2"]
+    for written in ("ad", "ad-2"):
+        assert keys(str(out / written), "--base", base).returncode == 0
+
+
+@pytest.mark.parametrize("occupied", ["file", "directory"])
+def test_an_existing_target_is_never_overwritten(checkpoints, tmp_path, occupied):
+    base = str(checkpoints.bases["llama"])
+    out = tmp_path / "fixed"
+    if occupied == "file":
+        out.write_bytes(b"precious")
+    else:
+        out.mkdir()
+        (out / "notes.txt").write_bytes(b"precious")
+    result = keys(str(checkpoints.adapters["orig-mod"]), "--base", base, "--write-remapped", str(out))
+    assert result.returncode == 2
+    assert "already exists; nothing written" in result.stderr and "internal error" not in result.stderr
+    kept = out if occupied == "file" else out / "notes.txt"
+    assert kept.read_bytes() == b"precious"
+
+
+def test_unwritable_target_is_an_ordinary_error(checkpoints, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"x")
+    result = keys(
+        str(checkpoints.adapters["orig-mod"]),
+        "--base",
+        str(checkpoints.bases["llama"]),
+        "--write-remapped",
+        str(blocker / "out"),
+    )
+    assert result.returncode == 2
+    assert "not written to" in result.stderr and "internal error" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_empty_write_remapped_is_a_usage_error(checkpoints):
+    result = keys(
+        str(checkpoints.adapters["orig-mod"]), "--base", str(checkpoints.bases["llama"]), "--write-remapped", ""
+    )
+    assert result.returncode == 2
+    assert "empty path" in result.stderr

@@ -365,6 +365,10 @@ def _read_index(index):
     weight_map = data.get("weight_map") if type(data) is dict else None
     if type(weight_map) is not dict or not all(type(v) is str for v in weight_map.values()):
         raise CheckpointError(index, "index has no weight_map object of tensor name -> shard file")
+    for shard in weight_map.values():
+        parts = shard.replace("\\", "/").split("/") if os.sep == "\\" else shard.split("/")
+        if not shard or os.path.isabs(shard) or ".." in parts:
+            raise CheckpointError(index, f"weight_map names {shard!r}, outside the base directory")
     return weight_map
 
 

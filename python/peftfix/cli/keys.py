@@ -16,6 +16,7 @@ from typing import Optional
 import click
 
 from peftfix.checkpoint import LOAD_AS, BaseIndex, Report, write_remapped
+from peftfix.checkpoint.backend import readable_errors
 from peftfix.cli.common import emit, exit_status, format_option
 from peftfix.diagnostics import Report as Findings
 from peftfix.output.common import pluralize
@@ -48,14 +49,16 @@ def keys_command(
     PEFT drops silently (PK001), unmatched modules (PK002), shape conflicts such as a resized vocabulary
     (PK003), all-zero lora_B (PK004), config disagreements (PK005), empty adapters (PK006), unreadable
     checkpoints (PK000). `peftfix explain PK001` documents each code."""
+    if remapped_out is not None and not remapped_out.strip():
+        raise click.BadParameter("an empty path; give the directory to write the fixed adapter to", param_hint="OUT")
     index = BaseIndex(base, load_as)
     reports = _check_all(index, adapters)
-    written = _write_remapped(reports, remapped_out) if remapped_out else []
+    written, write_failed = _write_remapped(reports, remapped_out) if remapped_out else ([], False)
     findings = Findings.from_diagnostics(finding for report in reports for finding in report.findings)
     emit(findings, output_format, context=context_lines(reports, index))
     for line in written:
         click.echo(line, err=True)
-    has_errors = any(report.unreadable for report in reports)
+    has_errors = write_failed or any(report.unreadable for report in reports)
     click.get_current_context().exit(exit_status(has_errors, bool(findings.findings)))
 
 
@@ -73,16 +76,59 @@ def _check_all(index: BaseIndex, adapters: Sequence[str]) -> list[Report]:
     return reports
 
 
-def _write_remapped(reports: list[Report], out: str) -> list[str]:
-    lines = []
-    for report in reports:
-        if report.rewrite is None:
-            lines.append(f"{report.adapter}: no prefix rewrite to apply; nothing written")
+def _write_remapped(reports: list[Report], out: str) -> tuple[list[str], bool]:
+    """Write every adapter that has a rewrite; (the lines to show, whether any failed). The targets are planned
+    first: two adapters never share one, and an existing target is never overwritten (nothing is written then)."""
+    to_write = [report for report in reports if report.rewrite is not None]
+    lines = [
+        f"{report.adapter}: no prefix rewrite to apply; nothing written" for report in reports if report.rewrite is None
+    ]
+    targets = _targets([report.adapter for report in to_write], out, several=len(reports) > 1)
+    taken = [target for target in targets if _occupied(target)]
+    if taken:
+        lines += [f"error: {target}: already exists; nothing written (peftfix never overwrites)" for target in taken]
+        return lines, True
+    failed = False
+    for report, target in zip(to_write, targets, strict=True):
+        try:
+            count = write_remapped(report.adapter, target, report)
+        except readable_errors() as error:
+            lines.append(f"error: {report.adapter}: not written to {target}: {_reason(error)}")
+            failed = True
             continue
-        target = out if len(reports) == 1 else os.path.join(out, Path(report.adapter.rstrip("/")).name)
-        count = write_remapped(report.adapter, target, report)
         lines.append(f"{report.adapter}: wrote {target} ({count} keys rewritten)")
-    return lines
+    return lines, failed
+
+
+def _targets(adapters: list[str], out: str, several: bool) -> list[str]:
+    """One adapter: OUT itself. Several: OUT/<the adapter's directory name>, made distinct (`ad`, `ad-2`, ...)
+    when two adapters share a name."""
+    if not several:
+        return [out for _ in adapters]
+    targets: list[str] = []
+    used: set[str] = set()
+    for adapter in adapters:
+        name = Path(adapter.rstrip("/\\")).name or "adapter"
+        candidate, number = name, 1
+        while candidate in used:
+            number += 1
+            candidate = f"{name}-{number}"
+        used.add(candidate)
+        targets.append(os.path.join(out, candidate))
+    return targets
+
+
+def _occupied(target: str) -> bool:
+    """An existing file, or a directory that already holds something."""
+    if os.path.isdir(target):
+        return any(os.scandir(target))
+    return os.path.lexists(target)
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error)
 
 
 def context_lines(reports: list[Report], index: BaseIndex) -> list[str]:
