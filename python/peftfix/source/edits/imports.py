@@ -10,6 +10,7 @@ import libcst as cst
 
 from peftfix.diagnostics import Edit
 from peftfix.source.context import FileContext
+from peftfix.source.edits import FixUnavailable
 from peftfix.source.edits.sequences import append_element, remove_element
 from peftfix.source.syntax import dotted_name
 
@@ -89,6 +90,10 @@ def ensure_imported(
     existing = local_name_for(ctx, module, name)
     if existing is not None:
         return existing, [rewrite_import(ctx, replacing, remove=True)] if replacing else []
+    if not _is_free(ctx, name):
+        # The module already uses the name for something else (a def, an assignment, another library's
+        # import): importing it plainly would rebind that. Import under a free alias instead.
+        return _import_as_alias(ctx, module, name, replacing)
     if replacing is not None and replacing.module == module:
         return name, [rewrite_import(ctx, replacing, remove=True, add=name)]
     target = next((b for b in module_imports(ctx) if b.module == module and b is not replacing), None)
@@ -105,6 +110,36 @@ def ensure_imported(
         line = f"from {module} import {name}"
         edits.append(ctx.insert_after_statement(anchor, line) if anchor is not None else ctx.edit(0, 0, line + "\n"))
     return name, edits
+
+
+def _is_free(ctx: FileContext, name: str) -> bool:
+    """Whether nothing in the file binds or reads ``name`` (a read may come from a star import or a builtin)."""
+    names = ctx.names
+    return names.complete and not names.binds.get(name) and not names.reads.get(name)
+
+
+def _free_alias(ctx: FileContext, name: str) -> str:
+    for suffix in ("_", "_hf", *(f"_{number}" for number in range(2, 100))):
+        if _is_free(ctx, name + suffix):
+            return name + suffix
+    raise FixUnavailable(f"no free name to import `{name}` under")
+
+
+def _import_as_alias(
+    ctx: FileContext, module: str, name: str, replacing: Optional[ImportBinding]
+) -> tuple[str, list[Optional[Edit]]]:
+    alias = _free_alias(ctx, name)
+    new_node = cst.ImportFrom(
+        module=_attribute(module),
+        names=[cst.ImportAlias(name=cst.Name(name), asname=cst.AsName(name=cst.Name(alias)))],
+    )
+    if replacing is not None and len(replacing.aliases) == 1:  # the statement would vanish: it becomes the import
+        return alias, [ctx.replace(replacing.node, new_node)]
+    edits: list[Optional[Edit]] = [rewrite_import(ctx, replacing, remove=True)] if replacing is not None else []
+    anchor = replacing.statement if replacing is not None else _last_import(ctx)
+    line = f"from {module} import {name} as {alias}"
+    edits.append(ctx.insert_after_statement(anchor, line) if anchor is not None else ctx.edit(0, 0, line + "\n"))
+    return alias, edits
 
 
 def _last_import(ctx: FileContext) -> Optional[cst.SimpleStatementLine]:
