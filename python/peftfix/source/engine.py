@@ -11,7 +11,6 @@ libcst is used for one thing only: building the edits of a fix (``materialize``)
 
 from __future__ import annotations
 
-import ast
 import concurrent.futures
 import contextlib
 import gc
@@ -28,6 +27,7 @@ from peftfix.source.edits import FixUnavailable
 from peftfix.source.flow.interpreter import Analysis
 from peftfix.source.flow.project import Project
 from peftfix.source.module import SourceModule
+from peftfix.source.parsing import parse_python
 from peftfix.source.registry import ALL_RULES, default_settings
 from peftfix.source.rule import Reported, Rule
 from peftfix.source.rules.pf000_parse_error import ParseError
@@ -131,7 +131,7 @@ def fix_source(
 def parse(source: str, filename: str) -> SourceModule:
     """Parse with CPython's own parser, the reference: what it rejects is a parse error (PF000)."""
     try:
-        tree = ast.parse(source, filename=filename, type_comments=False)
+        tree = parse_python(source, filename)
     except SyntaxError as error:
         raise SourceError(
             f"syntax error: {error.msg}", Location(error.lineno or 1, max(error.offset or 1, 1))

@@ -8,11 +8,11 @@ reported; the others are kept.
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from peftfix.diagnostics import Diagnostic, Edit
+from peftfix.source.parsing import parse_python
 
 MAX_PASSES = 10
 
@@ -74,7 +74,7 @@ def apply_fixes(source: str, diagnostics: list[Diagnostic]) -> str:
 def parses(source: str) -> bool:
     """Whether CPython accepts the text (the parser the analysis uses, and the one that runs the script)."""
     try:
-        compile(source, "<peftfix>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+        parse_python(source, "<peftfix>")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
     return True

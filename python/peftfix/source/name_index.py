@@ -12,6 +12,8 @@ import ast
 from collections import defaultdict
 from typing import Optional
 
+from peftfix.source.parsing import parse_python
+
 
 class NameIndex:
     def __init__(self, source: str, line_starts: list[int], tree: Optional[ast.AST] = None):
@@ -21,7 +23,7 @@ class NameIndex:
         self.binds: dict[str, list[int]] = defaultdict(list)  # name -> offsets where it is (re)bound
         if tree is None:
             try:
-                tree = ast.parse(source)
+                tree = parse_python(source)
             except (SyntaxError, ValueError, RecursionError, MemoryError):
                 # Syntax this interpreter rejects: know nothing, so every query is pessimistic.
                 self.complete = False

@@ -8,7 +8,6 @@ to project files. A file that cannot be read or parsed is simply not part of the
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import os
 from collections.abc import Callable, Iterable
@@ -16,6 +15,7 @@ from typing import Optional
 
 from peftfix.source.flow.names import TRACKED_PACKAGES, ImportTarget
 from peftfix.source.module import SourceModule
+from peftfix.source.parsing import parse_python
 
 # Reads a file's text (decoded as Python does), or None when it cannot be used.
 Reader = Callable[[str], Optional[str]]
@@ -60,7 +60,7 @@ class Project:
         if text is None:
             return None
         try:
-            tree = ast.parse(text, filename=path)
+            tree = parse_python(text, path)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return None
         return SourceModule(text, _display(path), tree)
