@@ -51,10 +51,18 @@ pub enum ErrorKind {
         expected: u64,
         actual: u64,
     },
-    /// A tensor name appears twice.
-    DuplicateTensor { tensor: String },
+    /// A sub-byte dtype (F4, F6) whose elements do not end on a byte boundary.
+    SubByteSlice { tensor: String },
     /// Two tensors share bytes.
     Overlap { first: String, second: String },
+    /// Bytes between tensors that no tensor covers.
+    Gap {
+        tensor: String,
+        begin: u64,
+        covered: u64,
+    },
+    /// Bytes after the last tensor.
+    TrailingData { covered: u64, data_len: u64 },
     /// `__metadata__` is not an object of string -> string.
     BadMetadata(String),
     /// The index file is not a JSON object with a `weight_map` of tensor -> shard file.
@@ -165,9 +173,25 @@ impl fmt::Display for ErrorKind {
                 "tensor {} spans {actual} bytes but its shape and dtype need {expected}",
                 quote(tensor)
             ),
-            Self::DuplicateTensor { tensor } => {
-                write!(f, "tensor {} appears twice in the header", quote(tensor))
-            }
+            Self::SubByteSlice { tensor } => write!(
+                f,
+                "tensor {} does not end on a byte boundary (a sub-byte dtype)",
+                quote(tensor)
+            ),
+            Self::Gap {
+                tensor,
+                begin,
+                covered,
+            } => write!(
+                f,
+                "tensor {} starts at byte {begin} of the data, but the tensors before it end at {covered}: \
+                 a gap no tensor covers",
+                quote(tensor)
+            ),
+            Self::TrailingData { covered, data_len } => write!(
+                f,
+                "the tensors cover {covered} of the {data_len} data bytes: trailing bytes after the last tensor"
+            ),
             Self::Overlap { first, second } => write!(
                 f,
                 "tensors {} and {} overlap in the data section",

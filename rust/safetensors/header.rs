@@ -135,7 +135,10 @@ impl Header {
             }
         };
         self.file_len = file_len;
-        let result = self.parse().and_then(|()| self.validate());
+        let result = self
+            .parse()
+            .map(|()| self.drop_shadowed_duplicates())
+            .and_then(|()| self.validate());
         if result.is_err() {
             self.tensors.clear();
             self.metadata = None;
@@ -214,11 +217,12 @@ impl Header {
         self.file_len
     }
 
-    /// Offsets, sizes and overlaps.
+    /// Offsets and sizes, exactly as the safetensors library checks them: every tensor
+    /// spans `numel * bits / 8` bytes (a sub-byte dtype must end on a byte), and the
+    /// tensors, in offset order, tile the data section from its first byte to its last:
+    /// no gap, no overlap, no trailing bytes.
     fn validate(&self) -> std::result::Result<(), ErrorKind> {
         let data_len = self.data_len();
-        let mut sorted = true;
-        let mut last_begin = 0u64;
         for tensor in &self.tensors {
             let name = || self.name(tensor).to_string();
             if tensor.begin > tensor.end {
@@ -235,9 +239,13 @@ impl Header {
                     data_len,
                 });
             }
-            let expected = numel(self.shape(tensor))
-                .and_then(|n| tensor.dtype.byte_len(n))
+            let bits = numel(self.shape(tensor))
+                .and_then(|n| n.checked_mul(tensor.dtype.bits()))
                 .ok_or_else(|| ErrorKind::ShapeOverflow { tensor: name() })?;
+            if bits % 8 != 0 {
+                return Err(ErrorKind::SubByteSlice { tensor: name() });
+            }
+            let expected = bits / 8;
             let actual = tensor.end - tensor.begin;
             if expected != actual {
                 return Err(ErrorKind::SizeMismatch {
@@ -246,76 +254,75 @@ impl Header {
                     actual,
                 });
             }
-            if tensor.begin < last_begin {
-                sorted = false;
-            }
-            last_begin = tensor.begin;
         }
-        self.check_unique_names()?;
-        // Files written by safetensors list tensors in offset order: one linear pass.
-        // Otherwise sort an index. Empty tensors occupy no bytes and overlap nothing.
-        let check = |order: &mut dyn Iterator<Item = &TensorEntry>| {
-            let mut previous: Option<&TensorEntry> = None;
-            for tensor in order {
-                if tensor.begin == tensor.end {
-                    continue;
-                }
-                if let Some(prev) = previous {
-                    if prev.end > tensor.begin {
-                        return Err(ErrorKind::Overlap {
-                            first: self.name(prev).to_string(),
-                            second: self.name(tensor).to_string(),
-                        });
-                    }
-                }
-                previous = Some(tensor);
-            }
-            Ok(())
-        };
-        if sorted {
-            check(&mut self.tensors.iter())
-        } else {
-            let mut order: Vec<&TensorEntry> = self.tensors.iter().collect();
+        // Files written by safetensors list tensors in offset order: checked as they come.
+        // Otherwise through a sorted index.
+        let sorted = self
+            .tensors
+            .windows(2)
+            .all(|pair| (pair[0].begin, pair[0].end) <= (pair[1].begin, pair[1].end));
+        let mut order: Vec<&TensorEntry> = self.tensors.iter().collect();
+        if !sorted {
             order.sort_unstable_by_key(|t| (t.begin, t.end));
-            check(&mut order.into_iter())
         }
+        let mut covered = 0u64;
+        let mut previous: Option<&TensorEntry> = None;
+        for tensor in order {
+            if tensor.begin != covered {
+                return Err(match previous {
+                    Some(prev) if tensor.begin < covered => ErrorKind::Overlap {
+                        first: self.name(prev).to_string(),
+                        second: self.name(tensor).to_string(),
+                    },
+                    _ => ErrorKind::Gap {
+                        tensor: self.name(tensor).to_string(),
+                        begin: tensor.begin,
+                        covered,
+                    },
+                });
+            }
+            covered = tensor.end;
+            previous = Some(tensor);
+        }
+        if covered != data_len {
+            return Err(ErrorKind::TrailingData { covered, data_len });
+        }
+        Ok(())
     }
 }
 
 impl Header {
-    /// No tensor name twice (a reader could not tell which entry is meant). Files written
-    /// by safetensors list names in sorted order, checked by comparing neighbours; other
-    /// orders fall back to a hash set.
-    fn check_unique_names(&self) -> std::result::Result<(), ErrorKind> {
-        let duplicate = |name: &str| {
-            Err(ErrorKind::DuplicateTensor {
-                tensor: name.to_string(),
-            })
-        };
-        let mut previous: Option<&str> = None;
-        for tensor in &self.tensors {
-            let name = self.name(tensor);
-            match previous {
-                Some(prev) if prev == name => return duplicate(name),
-                Some(prev) if prev > name => return self.check_unique_names_unsorted(),
-                _ => previous = Some(name),
-            }
+    /// A tensor name listed twice: the last entry wins, as in the safetensors library (its
+    /// header is a JSON map read with serde, where a later key replaces an earlier one).
+    /// Files written by safetensors list names in sorted order, checked by comparing
+    /// neighbours; other orders fall back to a hash map.
+    fn drop_shadowed_duplicates(&mut self) {
+        let sorted_unique = self
+            .tensors
+            .windows(2)
+            .all(|pair| self.name(&pair[0]) < self.name(&pair[1]));
+        if sorted_unique {
+            return;
         }
-        Ok(())
-    }
-
-    fn check_unique_names_unsorted(&self) -> std::result::Result<(), ErrorKind> {
-        let mut seen: rustc_hash::FxHashSet<&str> = rustc_hash::FxHashSet::default();
-        seen.reserve(self.tensors.len());
-        for tensor in &self.tensors {
-            let name = self.name(tensor);
-            if !seen.insert(name) {
-                return Err(ErrorKind::DuplicateTensor {
-                    tensor: name.to_string(),
-                });
-            }
+        let mut last: rustc_hash::FxHashMap<&str, usize> = rustc_hash::FxHashMap::default();
+        for (index, tensor) in self.tensors.iter().enumerate() {
+            last.insert(self.name(tensor), index);
         }
-        Ok(())
+        if last.len() == self.tensors.len() {
+            return;
+        }
+        let keep: Vec<bool> = self
+            .tensors
+            .iter()
+            .enumerate()
+            .map(|(index, tensor)| last.get(self.name(tensor)) == Some(&index))
+            .collect();
+        drop(last);
+        let mut index = 0;
+        self.tensors.retain(|_| {
+            index += 1;
+            keep[index - 1]
+        });
     }
 }
 

@@ -15,7 +15,7 @@ fn parse(json: &str, data_len: usize) -> std::result::Result<Vec<(String, Vec<u6
         .collect())
 }
 
-const VALID: &str = r#"{"__metadata__":{"format":"pt"},"a.weight":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},"b\u002eweight":{"dtype":"BF16","shape":[4],"data_offsets":[24,32]},"c":{"dtype":"F4","shape":[3],"data_offsets":[32,34]},"empty":{"dtype":"F16","shape":[0,5],"data_offsets":[0,0]}}"#;
+const VALID: &str = r#"{"__metadata__":{"format":"pt"},"a.weight":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},"b\u002eweight":{"dtype":"BF16","shape":[4],"data_offsets":[24,32]},"c":{"dtype":"F4","shape":[4],"data_offsets":[32,34]},"empty":{"dtype":"F16","shape":[0,5],"data_offsets":[0,0]}}"#;
 
 #[test]
 fn valid_header_parses_with_shapes_metadata_and_escapes() {
@@ -172,22 +172,12 @@ fn json_errors_say_where() {
 }
 
 #[test]
-fn duplicate_names_are_errors_in_any_order() {
-    let sorted = r#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}"#;
-    assert_eq!(
-        parse(sorted, 2),
-        Err(ErrorKind::DuplicateTensor { tensor: "a".into() })
-    );
-    let shuffled = r#"{"b":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]},"b":{"dtype":"U8","shape":[0],"data_offsets":[2,2]}}"#;
-    assert_eq!(
-        parse(shuffled, 2),
-        Err(ErrorKind::DuplicateTensor { tensor: "b".into() })
-    );
-    let escaped = r#"{"a.b":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a.b":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}"#;
-    assert!(matches!(
-        parse(escaped, 2),
-        Err(ErrorKind::DuplicateTensor { .. })
-    ));
+fn a_duplicate_name_keeps_its_last_entry_as_the_library_does() {
+    let sorted = r#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}"#;
+    assert_eq!(parse(sorted, 2).unwrap(), [("a".to_string(), vec![2])]);
+    // The first entry's bytes are then covered by nothing: a gap, as the library finds.
+    let shadowed = r#"{"b":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]},"b":{"dtype":"U8","shape":[0],"data_offsets":[2,2]}}"#;
+    assert!(matches!(parse(shadowed, 2), Err(ErrorKind::Gap { .. })));
 }
 
 #[test]
@@ -203,11 +193,17 @@ fn unknown_dtype_is_typed() {
 }
 
 #[test]
+fn null_metadata_means_none() {
+    let header = Header::from_file_bytes(&file_bytes(r#"{"__metadata__":null}"#, 0)).unwrap();
+    assert!(header.metadata().is_none() && header.tensors().is_empty());
+    assert!(parse(r#"{"__metadata__":null,"__metadata__":{}}"#, 0).is_err());
+}
+
+#[test]
 fn bad_metadata_is_typed() {
     for json in [
         r#"{"__metadata__":{"a":1}}"#,
         r#"{"__metadata__":[]}"#,
-        r#"{"__metadata__":null}"#,
         r#"{"__metadata__":"x"}"#,
     ] {
         assert!(
@@ -253,8 +249,8 @@ fn offsets_and_sizes() {
         parse(overflow_bytes, 8),
         Err(ErrorKind::ShapeOverflow { .. })
     ));
-    let f6 = r#"{"x":{"dtype":"F6_E2M3","shape":[5],"data_offsets":[0,4]}}"#;
-    assert!(parse(f6, 4).is_ok());
+    let f6 = r#"{"x":{"dtype":"F6_E2M3","shape":[4],"data_offsets":[0,3]}}"#;
+    assert!(parse(f6, 3).is_ok());
 }
 
 #[test]
@@ -263,8 +259,43 @@ fn overlap_in_order_and_out_of_order() {
     assert!(matches!(parse(in_order, 8), Err(ErrorKind::Overlap { .. })));
     let shuffled = r#"{"b":{"dtype":"U8","shape":[4],"data_offsets":[4,8]},"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"c":{"dtype":"U8","shape":[2],"data_offsets":[3,5]}}"#;
     assert!(matches!(parse(shuffled, 8), Err(ErrorKind::Overlap { .. })));
-    let fine = r#"{"b":{"dtype":"U8","shape":[4],"data_offsets":[4,8]},"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"z":{"dtype":"U8","shape":[0],"data_offsets":[2,2]}}"#;
+    let fine = r#"{"b":{"dtype":"U8","shape":[4],"data_offsets":[4,8]},"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"z":{"dtype":"U8","shape":[0],"data_offsets":[4,4]}}"#;
     assert!(parse(fine, 8).is_ok());
+    // An empty tensor inside another's bytes breaks the tiling for the library too.
+    let inside = r#"{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"z":{"dtype":"U8","shape":[0],"data_offsets":[2,2]}}"#;
+    assert!(parse(inside, 4).is_err());
+}
+
+#[test]
+fn gaps_trailing_bytes_and_sub_byte_slices_are_rejected() {
+    let gap = r#"{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[4,6]}}"#;
+    assert!(matches!(
+        parse(gap, 6),
+        Err(ErrorKind::Gap {
+            begin: 4,
+            covered: 2,
+            ..
+        })
+    ));
+    let trailing = r#"{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}"#;
+    assert_eq!(
+        parse(trailing, 3),
+        Err(ErrorKind::TrailingData {
+            covered: 2,
+            data_len: 3
+        })
+    );
+    assert!(matches!(
+        parse("{}", 1),
+        Err(ErrorKind::TrailingData { .. })
+    ));
+    let odd_f4 = r#"{"x":{"dtype":"F4","shape":[3],"data_offsets":[0,2]}}"#;
+    assert!(matches!(
+        parse(odd_f4, 2),
+        Err(ErrorKind::SubByteSlice { .. })
+    ));
+    let even_f4 = r#"{"x":{"dtype":"F4","shape":[4],"data_offsets":[0,2]}}"#;
+    assert!(parse(even_f4, 2).is_ok());
 }
 
 #[test]

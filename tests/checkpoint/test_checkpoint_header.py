@@ -85,9 +85,9 @@ VALID = {
     "empty-header": st_file({}, 0),
     "metadata-only": st_file({"__metadata__": {"format": "pt"}}, 0),
     "padded-header": st_file({"a": entry("F32", [2], 0, 8)}, 8, pad=5),
-    "f4-rounds-up": st_file({"a": entry("F4", [3], 0, 2)}, 2),
-    "f6-e2m3-rounds-up": st_file({"a": entry("F6_E2M3", [4], 0, 3)}, 3),
-    "f6-e3m2-rounds-up": st_file({"a": entry("F6_E3M2", [5], 0, 4)}, 4),
+    "f4-whole-bytes": st_file({"a": entry("F4", [4], 0, 2)}, 2),
+    "f6-e2m3-whole-bytes": st_file({"a": entry("F6_E2M3", [4], 0, 3)}, 3),
+    "metadata-null": st_file({"__metadata__": None}, 0),  # the library reads it as no metadata
     "bool": st_file({"a": entry("BOOL", [3], 0, 3)}, 3),
     "c64": st_file({"a": entry("C64", [2], 0, 16)}, 16),
     "f8-e8m0": st_file({"a": entry("F8_E8M0", [2, 1], 0, 2)}, 2),
@@ -113,10 +113,21 @@ VALID = {
     ),
     "scalar": st_file({"a": entry("F32", [], 0, 4)}, 4),
     "zero-length-tensors-share-offsets": st_file(
-        {"a": entry("F32", [0, 5], 4, 4), "b": entry("F32", [0], 4, 4), "c": entry("F32", [1], 4, 8)}, 8
+        {
+            "a": entry("F32", [1], 0, 4),
+            "b": entry("F32", [0, 5], 4, 4),
+            "c": entry("F32", [0], 4, 4),
+            "d": entry("F32", [1], 4, 8),
+        },
+        8,
+    ),
+    # The last entry of a name wins, as in the library (its header is read as a JSON map).
+    "duplicate-name-last-wins": st_file(
+        None,
+        4,
+        raw=b'{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}',
     ),
     "offsets-out-of-name-order": st_file({"a": entry("F32", [1], 4, 8), "b": entry("F32", [1], 0, 4)}, 8),
-    "hole-between-tensors": st_file({"a": entry("F32", [1], 0, 4), "b": entry("F32", [1], 12, 16)}, 20),
     "extra-entry-field": st_file({"a": {**entry("F32", [1], 0, 4), "note": {"x": [1, 2]}}}, 4),
     "escaped-name": st_file({'a\u00e9\\n"b': entry("F32", [1], 0, 4)}, 4),
     "leading-whitespace": st_file(None, 4, raw=b' \n{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'),
@@ -155,7 +166,6 @@ INVALID = {
     "f4-not-rounded-up": st_file({"a": entry("F4", [3], 0, 1)}, 2),
     "overlap": st_file({"a": entry("F32", [2], 0, 8), "b": entry("F32", [1], 4, 8)}, 8),
     "same-range-twice": st_file({"a": entry("F32", [1], 0, 4), "b": entry("F32", [1], 0, 4)}, 4),
-    "metadata-null": st_file({"__metadata__": None}, 0),
     "metadata-not-object": st_file({"__metadata__": ["pt"]}, 0),
     "metadata-value-not-string": st_file({"__metadata__": {"format": 1}}, 0),
     "metadata-twice": st_file(None, 0, raw=b'{"__metadata__":{},"__metadata__":{}}'),
@@ -164,7 +174,14 @@ INVALID = {
     "deep-nesting": st_file(None, 0, raw=b"[" * 5000 + b"]" * 5000),
     # JSON's `-0` is read as the float -0.0 by serde_json: no valid offset (the reference does the same).
     "minus-zero-offset": st_file(None, 4, raw=b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[-0,4]}}'),
-    # A tensor name twice: which entry is meant is ambiguous (docs/keys.md: PK000).
+    # What the safetensors library rejects: the tensors must tile the data section exactly, and sub-byte dtypes
+    # end on a byte.
+    "hole-between-tensors": st_file({"a": entry("F32", [1], 0, 4), "b": entry("F32", [1], 12, 16)}, 16),
+    "trailing-bytes": st_file({"a": entry("F32", [1], 0, 4)}, 8),
+    "zero-length-tensor-inside-another": st_file({"a": entry("F32", [2], 0, 8), "z": entry("F32", [0], 4, 4)}, 8),
+    "f4-not-whole-bytes": st_file({"a": entry("F4", [3], 0, 2)}, 2),
+    "f6-e3m2-not-whole-bytes": st_file({"a": entry("F6_E3M2", [5], 0, 4)}, 4),
+    # A tensor name twice: the last entry wins, leaving the first one's bytes uncovered.
     "duplicate-tensor-name": st_file(
         None,
         8,

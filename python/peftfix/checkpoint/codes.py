@@ -22,9 +22,9 @@ CODES: tuple[CodeInfo, ...] = (
 ## What it does
 Reports a checkpoint file that cannot be used, naming the file and the reason: a missing file or directory, a
 truncated file, a safetensors header whose length runs past the end of the file or over 100 MB, a header that is
-not valid UTF-8 JSON, an unknown dtype, tensor offsets that are out of range, overlap or disagree with the
-shape, a tensor name that appears twice, or a shard that `model.safetensors.index.json` names but that does not
-exist.
+not valid UTF-8 JSON, an unknown dtype, tensor offsets that are out of range, overlap, leave gaps or trailing
+bytes or disagree with the shape (what the safetensors library also refuses), or a shard that
+`model.safetensors.index.json` names but that does not exist or lies outside the base directory.
 
 ## Why is this bad?
 A checkpoint like this fails to load, or worse, loads partially. A pipeline that copies, converts or serves it

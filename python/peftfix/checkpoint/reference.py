@@ -35,7 +35,6 @@ prints one JSON report per adapter.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import re
@@ -219,6 +218,7 @@ def _parse_header(path, header_bytes, data_len):
         raise CheckpointError(path, f"header is a JSON {type(header).__name__}, not an object")
 
     metadata = None
+    seen_metadata = False
     entries = []
     for name, info in header:
         if not _utf8(name):
@@ -226,10 +226,13 @@ def _parse_header(path, header_bytes, data_len):
         if name != "__metadata__":
             entries.append((name, info))
             continue
-        if metadata is not None:
+        if seen_metadata:
             raise CheckpointError(path, "__metadata__ appears twice")
-        # Choice: `"__metadata__": null` is an error (the format says an object); duplicate keys inside it
-        # are tolerated, the last one wins.
+        seen_metadata = True
+        # As the safetensors library reads it: `null` is no metadata; duplicate keys inside it are tolerated,
+        # the last one wins.
+        if info is None:
+            continue
         if type(info) is not _Pairs:
             raise CheckpointError(path, "__metadata__ is not an object of strings")
         for key, value in info:
@@ -237,12 +240,8 @@ def _parse_header(path, header_bytes, data_len):
                 raise CheckpointError(path, f"__metadata__ entry {key!r} is not a string")
         metadata = dict(info)
 
-    tensors = {}
-    spans = []
+    parsed: dict[str, tuple[str, list, list]] = {}
     for name, info in entries:
-        if name in tensors:
-            # Choice: a tensor name twice is an error (the format cannot say which entry is meant).
-            raise CheckpointError(path, f"tensor {name!r} appears twice")
         if type(info) is not _Pairs:
             raise CheckpointError(path, f"tensor {name!r}: entry is not an object")
         fields = {}
@@ -261,6 +260,14 @@ def _parse_header(path, header_bytes, data_len):
             raise CheckpointError(path, f"tensor {name!r}: shape is not a list of non-negative integers")
         if type(offsets) is not list or len(offsets) != 2 or not all(_is_u64(o) for o in offsets):
             raise CheckpointError(path, f"tensor {name!r}: data_offsets is not a pair of non-negative integers")
+        # A name listed twice: the last entry wins (the library reads the header as a map), and it is the one
+        # whose offsets are checked; every entry must still be well-formed.
+        parsed.pop(name, None)
+        parsed[name] = (dtype, shape, offsets)
+
+    tensors = {}
+    spans = []
+    for name, (dtype, shape, offsets) in parsed.items():
         begin, end = offsets
         if begin > end:
             raise CheckpointError(path, f"tensor {name!r}: data_offsets begin {begin} > end {end}")
@@ -278,22 +285,27 @@ def _parse_header(path, header_bytes, data_len):
         bits = count * DTYPE_BITS[dtype]
         if bits > U64_MAX:
             raise CheckpointError(path, f"tensor {name!r}: shape {shape} overflows")
-        expected = (bits + 7) // 8
+        if bits % 8:
+            raise CheckpointError(path, f"tensor {name!r}: does not end on a byte boundary (a sub-byte dtype)")
+        expected = bits // 8
         if end - begin != expected:
             raise CheckpointError(
                 path,
                 f"tensor {name!r}: {end - begin} bytes for {dtype} {shape} (expected {expected})",
             )
         tensors[name] = {"dtype": dtype, "shape": shape, "data_offsets": [begin, end]}
-        if end > begin:
-            spans.append((begin, end, name))
+        spans.append((begin, end, name))
 
+    # In offset order the tensors tile the data section: no gap, no overlap, no trailing byte.
     spans.sort()
-    for (begin0, end0, name0), (begin1, end1, name1) in itertools.pairwise(spans):
-        if begin1 < end0:
-            raise CheckpointError(
-                path, f"tensors {name0!r} [{begin0}, {end0}) and {name1!r} [{begin1}, {end1}) overlap"
-            )
+    covered = 0
+    for begin, end, name in spans:
+        if begin != covered:
+            what = "overlaps the tensor before it" if begin < covered else "leaves a gap before it"
+            raise CheckpointError(path, f"tensor {name!r} [{begin}, {end}) {what} (covered up to {covered})")
+        covered = end
+    if covered != data_len:
+        raise CheckpointError(path, f"the tensors cover {covered} of the {data_len} data bytes: trailing bytes")
     return tensors, metadata
 
 

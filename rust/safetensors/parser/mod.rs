@@ -62,14 +62,16 @@ impl Parser<'_, '_> {
         if self.peek() == Some(b'}') {
             self.pos += 1;
         } else {
+            let mut seen_metadata = false;
             loop {
                 let key = self.scan_string()?;
                 self.expect(b':', "`:` after a tensor name")?;
                 if self.equals(key, "__metadata__") {
-                    if metadata.is_some() {
+                    if seen_metadata {
                         return Err(ErrorKind::Json("__metadata__ appears twice".into()));
                     }
-                    *metadata = Some(self.metadata()?);
+                    seen_metadata = true;
+                    *metadata = self.metadata()?;
                 } else {
                     let name = self.name(key)?;
                     let entry = match self.canonical_entry(name) {
@@ -90,8 +92,18 @@ impl Parser<'_, '_> {
         Ok(())
     }
 
-    fn metadata(&mut self) -> std::result::Result<Vec<(Name, Name)>, ErrorKind> {
+    /// `__metadata__`: an object of strings, or `null` (no metadata, as the safetensors
+    /// library reads it).
+    fn metadata(&mut self) -> std::result::Result<Option<Vec<(Name, Name)>>, ErrorKind> {
         self.skip_ws();
+        if self.text.get(self.pos..self.pos + 4) == Some(b"null".as_slice()) {
+            self.pos += 4;
+            return Ok(None);
+        }
+        self.metadata_object().map(Some)
+    }
+
+    fn metadata_object(&mut self) -> std::result::Result<Vec<(Name, Name)>, ErrorKind> {
         if self.peek() != Some(b'{') {
             return Err(ErrorKind::BadMetadata(
                 "must be an object of strings".into(),
