@@ -79,3 +79,28 @@ def test_peftfix_and_safetensors_accept_the_same_headers(native, tmp_path_factor
     path = tmp_path_factory.mktemp("header") / "x.safetensors"
     path.write_bytes(data)
     assert peftfix_accepts(native, path) == library_accepts(path), data[8:].decode(errors="replace")
+
+
+@st.composite
+def mutated_real_headers(draw, source: bytes) -> bytes:
+    """A real adapter file with a few header bytes changed (and sometimes cut short): what corruption looks like."""
+    data = bytearray(source)
+    (length,) = struct.unpack("<Q", data[:8])
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.integers(8, 8 + length - 1))  # inside the JSON: the length prefix is covered by random bytes
+        data[at] = draw(st.sampled_from([*b'{}[]",:0123456789 -.eEnulltrufasF\\', 0x00, 0x7F, 0xC3, 0xFF]))
+    if draw(st.integers(0, 9)) == 0:
+        data = data[: draw(st.integers(8, len(data)))]
+    return bytes(data)
+
+
+@settings(max_examples=1500, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_mutated_real_headers_are_accepted_exactly_when_the_library_accepts_them(
+    native, checkpoints, tmp_path_factory, data
+):
+    source = (checkpoints.adapters["llama-qv"] / "adapter_model.safetensors").read_bytes()
+    mutated = data.draw(mutated_real_headers(source))
+    path = tmp_path_factory.mktemp("mutated") / "x.safetensors"
+    path.write_bytes(mutated)
+    assert peftfix_accepts(native, path) == library_accepts(path), mutated[8:400]
