@@ -109,3 +109,20 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+@pytest.fixture
+def check_cli():
+    """``peftfix check --no-cache ARGS`` in a fresh process (for what an in-process run cannot show: a hang, a
+    non-UTF-8 file on disk): ``check_cli(*args, cwd=...)`` returns the CompletedProcess. Time-limited."""
+
+    def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "peftfix", "check", "--no-cache", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=cwd,
+        )
+
+    return run
