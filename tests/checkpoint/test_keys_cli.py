@@ -200,3 +200,13 @@ def test_empty_write_remapped_is_a_usage_error(checkpoints):
     )
     assert result.returncode == 2
     assert "empty path" in result.stderr
+
+
+def test_writing_over_the_adapter_itself_is_refused(checkpoints, tmp_path):
+    adapter = tmp_path / "ad"
+    shutil.copytree(checkpoints.adapters["orig-mod"], adapter)
+    before = (adapter / "adapter_model.safetensors").read_bytes()
+    result = keys(str(adapter), "--base", str(checkpoints.bases["llama"]), "--write-remapped", str(adapter))
+    assert result.returncode == 2
+    assert "already exists; nothing written" in result.stderr and "internal error" not in result.stderr
+    assert (adapter / "adapter_model.safetensors").read_bytes() == before
