@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -87,8 +89,48 @@ def test_unreadable_base_exits_two_naming_the_file(checkpoints):
     assert "Traceback" not in result.stderr
 
 
-def test_missing_base_option_is_a_usage_error(checkpoints):
-    assert keys(str(checkpoints.adapters["llama-qv"])).returncode == 2
+def _adapter_naming(checkpoints, tmp_path, base_name) -> Path:
+    adapter = tmp_path / "adapter"
+    shutil.copytree(checkpoints.adapters["llama-qv"], adapter)
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = base_name
+    (adapter / "adapter_config.json").write_text(json.dumps(config))
+    return adapter
+
+
+def test_without_base_the_adapter_config_names_it(checkpoints, tmp_path):
+    adapter = _adapter_naming(checkpoints, tmp_path, str(checkpoints.bases["llama"]))
+    result = keys(str(adapter))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "4 matched" in result.stdout
+
+
+def test_without_base_a_hub_id_is_found_in_the_hf_cache_offline(checkpoints, tmp_path):
+    """The cache laid out as huggingface_hub lays it out: refs/main holds the commit, snapshots/<commit>/ the files."""
+    cache = tmp_path / "hf-cache"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = cache / "models--tiny-org--tiny-llama" / "snapshots" / commit
+    shutil.copytree(checkpoints.bases["llama"], snapshot)
+    (cache / "models--tiny-org--tiny-llama" / "refs").mkdir()
+    (cache / "models--tiny-org--tiny-llama" / "refs" / "main").write_text(commit)
+    adapter = _adapter_naming(checkpoints, tmp_path, "tiny-org/tiny-llama")
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "peftfix", "keys", str(adapter)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert str(snapshot) in result.stdout  # the base it checked against
+
+
+def test_without_base_an_unknown_base_is_a_usage_error(checkpoints, tmp_path):
+    adapter = _adapter_naming(checkpoints, tmp_path, "nobody/no-such-model")
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "empty-cache"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "peftfix", "keys", str(adapter)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 2
+    assert "nobody/no-such-model" in result.stderr and "give --base" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 # --- one output layer: the same formats as `peftfix check` --------------------------------------------------------

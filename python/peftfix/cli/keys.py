@@ -17,6 +17,7 @@ import click
 
 from peftfix.checkpoint import LOAD_AS, BaseIndex, Report, write_remapped
 from peftfix.checkpoint.backend import readable_errors
+from peftfix.checkpoint.locate import BaseNotFound, base_named_by
 from peftfix.cli.common import emit, exit_status, format_option
 from peftfix.diagnostics import Report as Findings
 from peftfix.output.common import pluralize
@@ -27,7 +28,12 @@ PROGRESS_MIN_ADAPTERS = 4
 
 @click.command("keys", short_help="Match adapter keys against a base checkpoint (safetensors headers only).")
 @click.argument("adapters", nargs=-1, required=True, metavar="ADAPTER...")
-@click.option("--base", required=True, metavar="BASE", help="Base checkpoint: directory, .safetensors or index file.")
+@click.option(
+    "--base",
+    metavar="BASE",
+    help="Base checkpoint: directory, .safetensors or index file. Default: the base_model_name_or_path of each "
+    "adapter's adapter_config.json (a local path, or a Hub id found in the local Hugging Face cache).",
+)
 @click.option(
     "--load-as",
     type=click.Choice(LOAD_AS),
@@ -43,7 +49,7 @@ PROGRESS_MIN_ADAPTERS = 4
 )
 @format_option()
 def keys_command(
-    adapters: Sequence[str], base: str, load_as: str, remapped_out: Optional[str], output_format: str
+    adapters: Sequence[str], base: Optional[str], load_as: str, remapped_out: Optional[str], output_format: str
 ) -> None:
     """Match every key of each ADAPTER to its module in BASE from safetensors headers alone: prefix mismatches
     PEFT drops silently (PK001), unmatched modules (PK002), shape conflicts such as a resized vocabulary
@@ -51,15 +57,39 @@ def keys_command(
     checkpoints (PK000). `peftfix explain PK001` documents each code."""
     if remapped_out is not None and not remapped_out.strip():
         raise click.BadParameter("an empty path; give the directory to write the fixed adapter to", param_hint="OUT")
-    index = BaseIndex(base, load_as)
-    reports = _check_all(index, adapters)
+    groups = _by_base(adapters, base)
+    reports_by_adapter: dict[int, Report] = {}
+    indexes = []
+    for group_base, positions in groups.items():
+        index = BaseIndex(group_base, load_as)
+        indexes.append(index)
+        for position, report in zip(positions, _check_all(index, [adapters[i] for i in positions]), strict=True):
+            reports_by_adapter[position] = report
+    reports = [reports_by_adapter[position] for position in range(len(adapters))]
     written, write_failed = _write_remapped(reports, remapped_out) if remapped_out else ([], False)
     findings = Findings.from_diagnostics(finding for report in reports for finding in report.findings)
-    emit(findings, output_format, context=context_lines(reports, index))
+    context = [line for index in indexes for line in context_lines([], index)] + context_lines(reports, None)
+    emit(findings, output_format, context=context)
     for line in written:
         click.echo(line, err=True)
     has_errors = write_failed or any(report.unreadable for report in reports)
     click.get_current_context().exit(exit_status(has_errors, bool(findings.findings)))
+
+
+def _by_base(adapters: Sequence[str], base: Optional[str]) -> dict[str, list[int]]:
+    """The base each adapter is checked against (``--base``, else the one its config names), with the positions
+    of the adapters that share it; an adapter whose base cannot be found is a usage error naming it."""
+    groups: dict[str, list[int]] = {}
+    for position, adapter in enumerate(adapters):
+        if base is not None:
+            resolved = base
+        else:
+            try:
+                resolved = base_named_by(adapter)
+            except BaseNotFound as error:
+                raise click.UsageError(str(error)) from None
+        groups.setdefault(resolved, []).append(position)
+    return groups
 
 
 def _check_all(index: BaseIndex, adapters: Sequence[str]) -> list[Report]:
@@ -131,10 +161,10 @@ def _reason(error: BaseException) -> str:
     return str(error)
 
 
-def context_lines(reports: list[Report], index: BaseIndex) -> list[str]:
+def context_lines(reports: list[Report], index: Optional[BaseIndex]) -> list[str]:
     """What was checked, for the text format: the base and each adapter's counts."""
     lines = []
-    if index.error is None:
+    if index is not None and index.error is None:
         lines.append(
             f"base {index.base}: {index.tensor_count} tensors in {pluralize(index.shard_count, 'shard')} "
             f"({index.header_bytes:,} header bytes)"
