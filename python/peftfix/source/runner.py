@@ -135,7 +135,6 @@ def write_atomically(path: Path | str, data: bytes, expected: Optional[bytes] = 
     cannot be kept, is rewritten in place instead, so the links and the owner stay.
     """
     target = os.path.realpath(path)
-    _unchanged(target, expected)
     status = os.stat(target)
     if status.st_nlink > 1:
         _rewrite_in_place(target, data, expected)
@@ -160,8 +159,11 @@ def write_atomically(path: Path | str, data: bytes, expected: Optional[bytes] = 
         raise
 
 
-def _unchanged(target: str, expected: Optional[bytes]) -> None:
-    if expected is not None and read_regular(target) != expected:
+def _unchanged(target: str, expected: Optional[bytes], current: Optional[bytes] = None) -> None:
+    """Raise :class:`ChangedOnDisk` unless the file holds ``expected`` (``current``: its bytes, if already read)."""
+    if expected is None:
+        return
+    if (current if current is not None else read_regular(target)) != expected:
         raise ChangedOnDisk(0, "changed on disk since it was read (edited meanwhile?): left as it is", target)
 
 
@@ -182,8 +184,7 @@ def _same_owner(temp_path: str, status: os.stat_result) -> bool:
 def _rewrite_in_place(target: str, data: bytes, expected: Optional[bytes]) -> None:
     """Write ``data`` into the existing inode (hard links and owner kept); not atomic, so checked just before."""
     with open(target, "r+b") as handle:
-        if expected is not None and handle.read() != expected:
-            raise ChangedOnDisk(0, "changed on disk since it was read (edited meanwhile?): left as it is", target)
+        _unchanged(target, expected, handle.read() if expected is not None else None)
         handle.seek(0)
         handle.write(data)
         handle.truncate()

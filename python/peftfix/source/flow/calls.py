@@ -15,7 +15,7 @@ from peftfix.source.adapter_config import adapter_task_type
 from peftfix.source.flow.evaluator import Evaluator
 from peftfix.source.flow.library import Argument, CallEntry, library
 from peftfix.source.flow.model import EMPTY, HISTORY_KINDS, Ev, Event, Kind, Obj, State, cap
-from peftfix.source.flow.names import dotted_name
+from peftfix.source.flow.names import dotted_name, on_node
 
 LINEAR_HELPER_NAME = re.compile(
     r"(find|get|list|collect|all)\w*linear|linear\w*(name|module|layer|target)", re.IGNORECASE
@@ -598,12 +598,9 @@ class CallSemantics:
     def _names_linear_helper(call: ast.Call) -> bool:
         """`find_all_linear_names(model)`, `get_linear_modules(model)`: a helper that lists Linear layer names
         (not one that converts layers, like `convert_lora_to_linear`)."""
-        known = getattr(call, "_peftfix_linear_helper", None)
-        if known is None:
-            func = call.func
-            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-            known = call._peftfix_linear_helper = LINEAR_HELPER_NAME.search(name) is not None  # type: ignore[attr-defined]
-        return known
+        func = call.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        return on_node(call, "linear_helper", lambda: LINEAR_HELPER_NAME.search(name) is not None)
 
     def _linear_helper(self, call: ast.Call, arguments: CallArguments, state: State) -> None:
         models = EMPTY

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Optional
 
 from peftfix.source.flow.library import library
 from peftfix.source.flow.model import FACT_MARK, HISTORY_KINDS, Ev, Event, Kind, Obj, State, is_peft_model, last_wrap
-from peftfix.source.flow.names import dotted_name
+from peftfix.source.flow.names import dotted_name, on_node
 
 if TYPE_CHECKING:
     from peftfix.source.flow.evaluator import Evaluator
@@ -89,12 +89,12 @@ def _canonical(test: ast.expr) -> tuple[ast.expr, bool]:
 def _fact_of(test: ast.expr) -> tuple[Optional[str], bool]:
     """The fact key of ``test`` without its negations, and whether they flip it; computed once per test node
     and kept on the node (a tree's facts live and die with it)."""
-    known = getattr(test, "_peftfix_fact", None)
-    if known is None:
+
+    def compute() -> tuple[Optional[str], bool]:
         canonical, flipped = _canonical(test)
-        known = (_compute_fact_key(canonical), flipped)
-        test._peftfix_fact = known  # type: ignore[attr-defined]
-    return known
+        return _compute_fact_key(canonical), flipped
+
+    return on_node(test, "fact", compute)
 
 
 def _compute_fact_key(test: ast.expr) -> Optional[str]:

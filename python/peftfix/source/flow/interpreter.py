@@ -50,6 +50,7 @@ from peftfix.source.flow.names import (
     global_definitions,
     import_bindings,
     is_tracked,
+    on_node,
 )
 from peftfix.source.flow.scan import scan
 from peftfix.source.module import SourceModule
@@ -1200,10 +1201,7 @@ def _dedupe_results(results: list[tuple[State, frozenset]]) -> list[tuple[State,
 def _may_raise(statement: ast.stmt) -> bool:
     """Whether an exception may leave ``statement`` itself (not its nested blocks): it calls or raises. Computed
     once per statement and kept on the node, so it lives and dies with the tree."""
-    known = getattr(statement, "_peftfix_may_raise", None)
-    if known is None:
-        known = statement._peftfix_may_raise = _calls_or_raises(statement)  # type: ignore[attr-defined]
-    return known
+    return on_node(statement, "may_raise", lambda: _calls_or_raises(statement))
 
 
 def _calls_or_raises(statement: ast.stmt) -> bool:

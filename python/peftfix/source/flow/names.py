@@ -9,9 +9,9 @@ a global: the module-level binding, when every module-level binding of that name
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, TypeVar
 
 # Packages whose names the rules care about; a qualified name outside them is never one of "ours".
 TRACKED_PACKAGES = frozenset(
@@ -172,3 +172,17 @@ def dotted_name(node: Optional[ast.AST]) -> Optional[str]:
         base = dotted_name(node.value)
         return f"{base}.{node.attr}" if base is not None else None
     return None
+
+
+T = TypeVar("T")
+
+
+def on_node(node: ast.AST, key: str, compute: Callable[[], T]) -> T:
+    """``compute()``, once per ``node``: kept as an attribute of the node, so it lives and dies with its tree
+    (no cache keyed by nodes to keep trees alive or to look up by hashing)."""
+    attribute = f"_peftfix_{key}"
+    known = getattr(node, attribute, None)
+    if known is None:
+        known = compute()
+        setattr(node, attribute, known)
+    return known
