@@ -68,8 +68,7 @@ def keys_command(
     reports = [reports_by_adapter[position] for position in range(len(adapters))]
     written, write_failed = _write_remapped(reports, remapped_out) if remapped_out else ([], False)
     findings = Findings.from_diagnostics(finding for report in reports for finding in report.findings)
-    context = [line for index in indexes for line in context_lines([], index)] + context_lines(reports, None)
-    emit(findings, output_format, context=context)
+    emit(findings, output_format, context=context_lines(reports, indexes))
     for line in written:
         click.echo(line, err=True)
     has_errors = write_failed or any(report.unreadable for report in reports)
@@ -161,10 +160,12 @@ def _reason(error: BaseException) -> str:
     return str(error)
 
 
-def context_lines(reports: list[Report], index: Optional[BaseIndex]) -> list[str]:
-    """What was checked, for the text format: the base and each adapter's counts."""
+def context_lines(reports: list[Report], indexes: list[BaseIndex]) -> list[str]:
+    """What was checked, for the text format: each base and each adapter's counts."""
     lines = []
-    if index is not None and index.error is None:
+    for index in indexes:
+        if index.error is not None:
+            continue
         lines.append(
             f"base {index.base}: {index.tensor_count} tensors in {pluralize(index.shard_count, 'shard')} "
             f"({index.header_bytes:,} header bytes)"
