@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use _native::checkpoint::{BaseIndex, LoadAs};
 use _native::matcher;
 use _native::safetensors::Header;
+use _native::storage::Location;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use rayon::prelude::*;
 
 const LAYERS: usize = 8; // of which DENSE are dense; the rest carry 256 routed experts each
 const DENSE: usize = 3;
@@ -207,13 +207,9 @@ fn key_matcher(c: &mut Criterion) {
         b.iter(|| matcher::check(&index, black_box(&compiled)).unwrap())
     });
     group.throughput(Throughput::Elements(keys * FLEET as u64));
+    let fleet: Vec<Location> = fleet.into_iter().map(Location::Local).collect();
     group.bench_function("check_fleet_parallel", |b| {
-        b.iter(|| {
-            black_box(&fleet)
-                .par_iter()
-                .map(|adapter| matcher::check_or_pk000(&index, adapter))
-                .collect::<Vec<_>>()
-        })
+        b.iter(|| matcher::check_many(&index, black_box(&fleet)))
     });
     group.finish();
 }

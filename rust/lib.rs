@@ -17,6 +17,9 @@
 //! matcher/       every check of one adapter against a base: the grouped modules
 //!                (modules), one file per check (pk001 ... pk006), the result (report);
 //!                mod.rs runs them in report order
+//! storage/      where checkpoint files live: a local path or a URL (s3://, gs://, az://,
+//!               http(s)://) read with ranged requests (remote), on one tokio runtime
+//!               with a time limit (runtime), bearer tokens per origin (auth)
 //! regular_file.rs  opening files that must be regular files, never blocking on a FIFO
 //! test_support.rs  the files and fixtures every Rust test shares
 //! ```
@@ -29,13 +32,13 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyList, PyString};
-use rayon::prelude::*;
 
 pub mod checkpoint;
 pub mod discovery;
 pub mod matcher;
 pub mod regular_file;
 pub mod safetensors;
+pub mod storage;
 #[cfg(test)]
 mod test_support;
 
@@ -195,22 +198,55 @@ fn report_to_py<'py>(py: Python<'py>, report: &report::Report) -> PyResult<Bound
     Ok(dict)
 }
 
-/// check_adapter(adapter, base, load_as="causal-lm") -> dict
+/// A path or URL from Python as a [`storage::Location`].
+fn location(py: Python<'_>, path: &std::path::Path) -> PyResult<storage::Location> {
+    storage::Location::parse(path).map_err(|err| checkpoint_err(py, err))
+}
+
+fn index_cache(cache_dir: Option<PathBuf>) -> Option<checkpoint::index_cache::IndexCache> {
+    cache_dir.map(checkpoint::index_cache::IndexCache::new)
+}
+
+/// check_adapter(adapter, base, load_as="causal-lm", cache_dir=None) -> dict
 ///
 /// Opens `base`, checks `adapter` against it; raises CheckpointError on an unreadable file.
+/// Either may be a local path or a URL (s3://, gs://, az://, http(s)://).
 #[pyfunction]
-#[pyo3(name = "check_adapter", signature = (adapter, base, load_as = "causal-lm"))]
+#[pyo3(name = "check_adapter", signature = (adapter, base, load_as = "causal-lm", cache_dir = None))]
 fn check_adapter_py<'py>(
     py: Python<'py>,
     adapter: PathBuf,
     base: PathBuf,
     load_as: &str,
+    cache_dir: Option<PathBuf>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let load_as = parse_load_as(load_as)?;
+    let (adapter, base) = (location(py, &adapter)?, location(py, &base)?);
+    let cache = index_cache(cache_dir);
     let report = py
-        .detach(|| matcher::check_with_base_path(&adapter, &base, load_as))
+        .detach(|| matcher::check_with_base(&adapter, &base, load_as, cache.as_ref()))
         .map_err(|err| checkpoint_err(py, err))?;
     report_to_py(py, &report)
+}
+
+/// read_small(path, limit) -> bytes
+///
+/// A small file (a config) whole, local or remote; CheckpointError when it is missing,
+/// unreadable, or over `limit` bytes.
+#[pyfunction]
+#[pyo3(name = "read_small")]
+fn read_small_py(py: Python<'_>, path: PathBuf, limit: u64) -> PyResult<Vec<u8>> {
+    let file = location(py, &path)?;
+    py.detach(|| storage::read_small(&file, limit))
+        .map_err(|err| checkpoint_err(py, err))
+}
+
+/// set_http_token(origin, token): send `Authorization: Bearer token` to that origin only
+/// (`scheme://host[:port]`); None stops it. The Hugging Face Hub endpoint's token.
+#[pyfunction]
+#[pyo3(name = "set_http_token")]
+fn set_http_token_py(origin: &str, token: Option<&str>) {
+    storage::auth::set_token(origin, token);
 }
 
 /// BaseIndex(path, load_as="causal-lm"): a base checkpoint indexed once, checked many times.
@@ -222,11 +258,18 @@ struct PyBaseIndex {
 #[pymethods]
 impl PyBaseIndex {
     #[new]
-    #[pyo3(signature = (path, load_as = "causal-lm"))]
-    fn new(py: Python<'_>, path: PathBuf, load_as: &str) -> PyResult<Self> {
+    #[pyo3(signature = (path, load_as = "causal-lm", cache_dir = None))]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        load_as: &str,
+        cache_dir: Option<PathBuf>,
+    ) -> PyResult<Self> {
         let load_as = parse_load_as(load_as)?;
+        let base = location(py, &path)?;
+        let cache = index_cache(cache_dir);
         let index = py
-            .detach(|| checkpoint::BaseIndex::open(&path, load_as))
+            .detach(|| checkpoint::BaseIndex::open_at(&base, load_as, cache.as_ref()))
             .map_err(|err| checkpoint_err(py, err))?;
         Ok(Self {
             inner: Arc::new(index),
@@ -236,8 +279,9 @@ impl PyBaseIndex {
     /// check(adapter) -> dict; raises CheckpointError on an unreadable adapter.
     fn check<'py>(&self, py: Python<'py>, adapter: PathBuf) -> PyResult<Bound<'py, PyDict>> {
         let index = Arc::clone(&self.inner);
+        let adapter = location(py, &adapter)?;
         let report = py
-            .detach(|| matcher::check(&index, &adapter))
+            .detach(|| matcher::check_at(&index, &adapter))
             .map_err(|err| checkpoint_err(py, err))?;
         report_to_py(py, &report)
     }
@@ -249,12 +293,13 @@ impl PyBaseIndex {
         adapters: Vec<PathBuf>,
     ) -> PyResult<Bound<'py, PyList>> {
         let index = Arc::clone(&self.inner);
-        let reports: Vec<report::Report> = py.detach(|| {
-            adapters
-                .par_iter()
-                .map(|adapter| matcher::check_or_pk000(&index, adapter))
-                .collect()
-        });
+        // A URL that cannot even be parsed fails the batch, as an unreadable adapter does;
+        // the Python layer then checks each on its own.
+        let adapters = adapters
+            .iter()
+            .map(|adapter| location(py, adapter))
+            .collect::<PyResult<Vec<_>>>()?;
+        let reports: Vec<report::Report> = py.detach(|| matcher::check_many(&index, &adapters));
         let list = PyList::empty(py);
         for report in &reports {
             list.append(report_to_py(py, report)?)?;
@@ -289,13 +334,19 @@ impl PyBaseIndex {
 
     #[getter]
     fn path(&self) -> String {
-        self.inner.source.display().to_string()
+        self.inner.source.clone()
+    }
+
+    /// Whether the shard headers came from the index cache (no shard was read).
+    #[getter(from_cache)]
+    fn read_from_cache(&self) -> bool {
+        self.inner.from_cache
     }
 
     fn __repr__(&self) -> String {
         format!(
             "BaseIndex({:?}, load_as={:?}: {} tensors in {} shards)",
-            self.inner.source.display().to_string(),
+            self.inner.source,
             self.inner.load_as.name(),
             self.inner.tensor_count,
             self.inner.shard_count
@@ -328,8 +379,10 @@ type HeaderRow = (String, &'static str, Vec<u64>, u64, u64);
 #[pyfunction]
 #[pyo3(name = "read_header")]
 fn read_header_py(py: Python<'_>, path: PathBuf) -> PyResult<Vec<HeaderRow>> {
+    let file = location(py, &path)?;
     py.detach(|| {
-        let header = safetensors::Header::read(&path)?;
+        let mut header = safetensors::Header::default();
+        storage::read_header_into(&file, &mut header)?;
         Ok(header
             .tensors()
             .iter()
@@ -357,6 +410,8 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(check_adapter_py, module)?)?;
     module.add_function(wrap_pyfunction!(write_remapped_py, module)?)?;
     module.add_function(wrap_pyfunction!(read_header_py, module)?)?;
+    module.add_function(wrap_pyfunction!(set_http_token_py, module)?)?;
+    module.add_function(wrap_pyfunction!(read_small_py, module)?)?;
     module.add_class::<PyBaseIndex>()?;
     Ok(())
 }

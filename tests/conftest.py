@@ -18,6 +18,7 @@ Fixtures (session scoped, paths to directories written with ``save_pretrained``)
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
@@ -27,6 +28,8 @@ collect_ignore = ["corpus/files"]
 # Never reach the hub from tests, including from subprocesses that inherit this environment.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+# The base-index cache of `peftfix keys` goes to a directory of this run, never the user's cache.
+os.environ.setdefault("PEFTFIX_CACHE_DIR", tempfile.mkdtemp(prefix="peftfix-index-cache-"))
 
 TINY_VOCAB = 128
 ADDED_TOKENS = ["<tool_call>", "</tool_call>", "<think>", "</think>", "<img>", "</img>", "<sep>", "<cls>"]

@@ -148,8 +148,17 @@ class _Report(TypedDict):
     rewrite: _Rewrite | None
     seconds: float
 
-def check_adapter(adapter: _Path, base: _Path, load_as: _LoadAs = "causal-lm") -> _Report:
+def check_adapter(
+    adapter: _Path, base: _Path, load_as: _LoadAs = "causal-lm", cache_dir: _Path | None = None
+) -> _Report:
     """Open ``base`` and check ``adapter`` against it (PK001-PK006); ``seconds`` covers both.
+
+    Either may be a local path or a URL: ``s3://bucket/prefix``, ``gs://``, ``az://container/prefix``,
+    ``http(s)://host/dir`` (a directory URL, or a file's). Remote files are read with ranged requests: the first
+    bytes and the header of each safetensors file, the config and index whole, and only the tensor bytes the zero
+    check needs. Stores are configured from the standard variables (``AWS_*``, ``GOOGLE_*``, ``AZURE_*``); every
+    remote operation is limited to ``PEFTFIX_TIMEOUT`` seconds (default 120). ``cache_dir``: the base-index cache
+    (see :class:`BaseIndex`); None reads the base's headers.
 
     ``adapter``: a directory with ``adapter_model.safetensors`` (and ``adapter_config.json``), or a
     ``.safetensors`` file (its config is looked up beside it). ``base``: a directory with ``model.safetensors``
@@ -168,7 +177,10 @@ class BaseIndex:
     Thread-safe; its checks release the GIL.
     """
 
-    def __new__(cls, path: _Path, load_as: _LoadAs = "causal-lm") -> Self: ...
+    def __new__(cls, path: _Path, load_as: _LoadAs = "causal-lm", cache_dir: _Path | None = None) -> Self:
+        """``path``: a local path or URL, as in :func:`check_adapter`. With ``cache_dir``, the shard headers are
+        looked up there by the identity of the base's files (local: path, size, mtime; remote: URL, size, ETag)
+        and stored after a miss; a hit reads no shard. A local single-file base is never cached."""
     def check(self, adapter: _Path) -> _Report:
         """Check one adapter; raises CheckpointError when it cannot be read."""
     def check_many(self, adapters: Sequence[_Path]) -> list[_Report]:
@@ -191,7 +203,18 @@ class BaseIndex:
     def load_as(self) -> _LoadAs: ...
     @property
     def path(self) -> str:
-        """The base path as given."""
+        """The base path or URL as given."""
+    @property
+    def from_cache(self) -> bool:
+        """Whether the shard headers came from the index cache (no shard was read)."""
+
+def read_small(path: _Path, limit: int) -> bytes:
+    """A small file (a config) whole, local or remote; CheckpointError when it is missing, unreadable, or over
+    ``limit`` bytes."""
+
+def set_http_token(origin: str, token: str | None) -> None:
+    """Send ``Authorization: Bearer <token>`` to ``origin`` (``scheme://host[:port]``) only, from now on; None stops
+    it. For the Hugging Face Hub endpoint."""
 
 def write_remapped(adapter: _Path, out: _Path, strip: str, add: str) -> int:
     """Write ``adapter`` with every key in the form PEFT loads: ``base_model.model.`` + the module path + the tuner

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::discovery::error_text::describe_io_error;
 use crate::regular_file::read_regular;
+use crate::storage::{self, Location};
 
 pub const CONFIG_FILE: &str = "adapter_config.json";
 
@@ -50,7 +51,24 @@ pub enum ConfigStatus {
     Unreadable(PathBuf, String),
 }
 
-/// Reads `path`.
+/// Reads the config at `location`, local or remote.
+pub fn load_at(location: &Location) -> ConfigStatus {
+    let file = match location {
+        Location::Local(path) => return load(path),
+        Location::Remote(file) => file,
+    };
+    let path = location.error_path();
+    match storage::wait(file, file.fetch_small(MAX_CONFIG_LEN)) {
+        Ok(Some((bytes, _))) => match parse(&bytes) {
+            Ok(config) => ConfigStatus::Loaded(config),
+            Err(reason) => ConfigStatus::Unreadable(path, reason),
+        },
+        Ok(None) => ConfigStatus::Missing(path),
+        Err(err) => ConfigStatus::Unreadable(path, err.reason()),
+    }
+}
+
+/// Reads the local file `path`.
 pub fn load(path: &Path) -> ConfigStatus {
     let meta = match std::fs::metadata(path) {
         Ok(meta) => meta,

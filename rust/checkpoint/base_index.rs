@@ -9,29 +9,24 @@
 //! stripped, heads dropped) would build. The reversed-component trie used to infer prefix
 //! rewrites is built on first use: adapters whose keys match exactly never pay for it.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::hash::BuildHasher;
-use std::io::Read;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use hashbrown::HashTable;
-use rayon::prelude::*;
-use rustc_hash::{FxBuildHasher, FxHashSet};
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use rustc_hash::FxBuildHasher;
 
-use crate::checkpoint::error::{CheckpointError, ErrorKind, Result};
+use crate::checkpoint::base_files::read_base;
+use crate::checkpoint::error::Result;
+use crate::checkpoint::index_cache::IndexCache;
 use crate::checkpoint::module_trie::{is_index, Interner, ReverseTrie};
-use crate::regular_file::open_regular;
 use crate::safetensors::{Dtype, Header};
+use crate::storage::Location;
 
 pub const SINGLE_FILE: &str = "model.safetensors";
 pub const INDEX_FILE: &str = "model.safetensors.index.json";
-
-/// Largest index file read (a 100k-tensor index is about 10 MB).
-const MAX_INDEX_LEN: u64 = 1_000_000_000;
 
 /// Modules `AutoModel` does not build: the task heads.
 pub const HEAD_MODULES: [&str; 3] = ["lm_head", "score", "classifier"];
@@ -107,8 +102,10 @@ pub struct SuffixIndex {
 /// The base checkpoint, reduced to what matching needs.
 #[derive(Debug)]
 pub struct BaseIndex {
-    /// The path the base was opened from, as given.
-    pub source: PathBuf,
+    /// The path or URL the base was opened from, as given.
+    pub source: String,
+    /// Whether its shard headers came from the index cache.
+    pub from_cache: bool,
     pub load_as: LoadAs,
     /// Tensors in the checkpoint's files (before the `load_as` view).
     pub tensor_count: usize,
@@ -181,251 +178,6 @@ impl PathSet {
     }
 }
 
-fn read_shard(path: &Path) -> Result<Header> {
-    Header::read(path)
-}
-
-/// A string, borrowed from the input when it has no escapes.
-struct Str<'de>(Cow<'de, str>);
-
-impl<'de> serde::Deserialize<'de> for Str<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        struct StrVisitor;
-        impl<'de> Visitor<'de> for StrVisitor {
-            type Value = Str<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: serde::de::Error>(
-                self,
-                v: &'de str,
-            ) -> std::result::Result<Str<'de>, E> {
-                Ok(Str(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Str<'de>, E> {
-                Ok(Str(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: serde::de::Error>(
-                self,
-                v: String,
-            ) -> std::result::Result<Str<'de>, E> {
-                Ok(Str(Cow::Owned(v)))
-            }
-        }
-        deserializer.deserialize_str(StrVisitor)
-    }
-}
-
-/// `(tensor, shard file)` pairs of an index's `weight_map`.
-type WeightMap<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
-
-fn parse_index(text: &str) -> std::result::Result<WeightMap<'_>, String> {
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    let map = IndexSeed
-        .deserialize(&mut deserializer)
-        .map_err(|e| e.to_string())?;
-    deserializer.end().map_err(|e| e.to_string())?;
-    map.ok_or_else(|| "it has no weight_map".to_string())
-}
-
-struct IndexSeed;
-
-impl<'de> DeserializeSeed<'de> for IndexSeed {
-    type Value = Option<WeightMap<'de>>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for IndexSeed {
-    type Value = Option<WeightMap<'de>>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object with a weight_map")
-    }
-    fn visit_map<A: MapAccess<'de>>(
-        self,
-        mut map: A,
-    ) -> std::result::Result<Self::Value, A::Error> {
-        let mut weight_map = None;
-        while let Some(Str(key)) = map.next_key::<Str<'de>>()? {
-            if key == "weight_map" && weight_map.is_none() {
-                weight_map = Some(map.next_value_seed(WeightMapSeed)?);
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(weight_map)
-    }
-}
-
-struct WeightMapSeed;
-
-impl<'de> DeserializeSeed<'de> for WeightMapSeed {
-    type Value = WeightMap<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for WeightMapSeed {
-    type Value = WeightMap<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("weight_map to map tensor names to shard file names")
-    }
-    fn visit_map<A: MapAccess<'de>>(
-        self,
-        mut map: A,
-    ) -> std::result::Result<Self::Value, A::Error> {
-        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
-        while let Some(Str(tensor)) = map.next_key::<Str<'de>>()? {
-            let Str(shard) = map.next_value::<Str<'de>>()?;
-            entries.push((tensor, shard));
-        }
-        Ok(entries)
-    }
-}
-
-/// The safetensors files of a base and, for a sharded one, its index.
-enum Layout {
-    Single(PathBuf),
-    Sharded { index: PathBuf },
-}
-
-fn layout(path: &Path) -> Result<Layout> {
-    let meta = std::fs::metadata(path).map_err(|err| CheckpointError::io(path, &err))?;
-    if meta.is_dir() {
-        // transformers looks for the single file first. Whatever exists under the name is
-        // taken (and refused when opened if it is no regular file, a FIFO say), so the error
-        // names it instead of saying the checkpoint is missing.
-        let single = path.join(SINGLE_FILE);
-        if single.exists() {
-            return Ok(Layout::Single(single));
-        }
-        let index = path.join(INDEX_FILE);
-        if index.exists() {
-            return Ok(Layout::Sharded { index });
-        }
-        return Err(CheckpointError::new(
-            path,
-            ErrorKind::NoCheckpoint(format!(
-                "directory holds neither {SINGLE_FILE} nor {INDEX_FILE}: not a safetensors checkpoint"
-            )),
-        ));
-    }
-    let is_json = path.extension().is_some_and(|ext| ext == "json");
-    Ok(if is_json {
-        Layout::Sharded {
-            index: path.to_path_buf(),
-        }
-    } else {
-        Layout::Single(path.to_path_buf())
-    })
-}
-
-/// Whether a shard name from an index stays inside the index's directory: a relative path
-/// without `..`, by its text. A symlink inside the directory may still point elsewhere (the
-/// HF cache links every file to its blob store), as transformers allows.
-fn inside_directory(name: &str) -> bool {
-    use std::path::Component;
-    !name.is_empty()
-        && Path::new(name)
-            .components()
-            .all(|part| matches!(part, Component::Normal(_) | Component::CurDir))
-}
-
-/// Reads the shards an index names and checks the index against their headers.
-fn read_sharded(index: &Path) -> Result<Vec<Header>> {
-    let io = |err: std::io::Error| CheckpointError::io(index, &err);
-    let file = open_regular(index).map_err(io)?;
-    let meta = file.metadata().map_err(io)?;
-    if meta.len() > MAX_INDEX_LEN {
-        return Err(CheckpointError::new(
-            index,
-            ErrorKind::BadIndex(format!("{} bytes is over the 1 GB limit", meta.len())),
-        ));
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1);
-    (&file).read_to_end(&mut bytes).map_err(io)?;
-    let text = std::str::from_utf8(&bytes).map_err(|err| {
-        CheckpointError::new(
-            index,
-            ErrorKind::BadIndex(format!("not UTF-8 (at byte {})", err.valid_up_to())),
-        )
-    })?;
-    let weight_map = parse_index(text)
-        .map_err(|reason| CheckpointError::new(index, ErrorKind::BadIndex(reason)))?;
-    let dir = index.parent().unwrap_or(Path::new(""));
-    let index_name = index.file_name().map_or_else(
-        || INDEX_FILE.to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
-
-    let mut shard_names: Vec<&str> = weight_map.iter().map(|(_, shard)| shard.as_ref()).collect();
-    shard_names.sort_unstable();
-    shard_names.dedup();
-    if let Some(outside) = shard_names.iter().find(|name| !inside_directory(name)) {
-        return Err(CheckpointError::new(
-            index,
-            ErrorKind::BadIndex(format!(
-                "weight_map names {outside:?}, outside the base directory (shards are files beside the index)"
-            )),
-        ));
-    }
-    // The tensors the index places in each shard (entries come in runs of one shard).
-    let mut expected: Vec<Vec<&str>> = vec![Vec::new(); shard_names.len()];
-    let mut last: Option<(&str, usize)> = None;
-    for (tensor, shard) in &weight_map {
-        let id = match last {
-            Some((name, id)) if name == shard.as_ref() => id,
-            _ => match shard_names.binary_search(&shard.as_ref()) {
-                Ok(id) => id,
-                Err(_) => continue,
-            },
-        };
-        last = Some((shard.as_ref(), id));
-        if let Some(list) = expected.get_mut(id) {
-            list.push(tensor.as_ref());
-        }
-    }
-    let shard_paths: Vec<PathBuf> = shard_names.iter().map(|name| dir.join(name)).collect();
-    let results: Vec<Result<Header>> = shard_paths
-        .par_iter()
-        .zip(expected.par_iter())
-        .map(|(path, expected)| {
-            if !path.is_file() {
-                if path.exists() {
-                    return Err(CheckpointError::new(
-                        path,
-                        ErrorKind::Io(format!("named by {index_name} but not a regular file")),
-                    ));
-                }
-                return Err(CheckpointError::new(
-                    path,
-                    ErrorKind::MissingShard {
-                        index: index_name.clone(),
-                    },
-                ));
-            }
-            let header = read_shard(path)?;
-            // Every tensor the index places in this shard must be in its header.
-            let present: FxHashSet<&str> =
-                header.tensors().iter().map(|t| header.name(t)).collect();
-            if let Some(absent) = expected.iter().find(|name| !present.contains(*name)) {
-                return Err(CheckpointError::new(
-                    path,
-                    ErrorKind::TensorNotInShard {
-                        tensor: (*absent).to_string(),
-                        index: index_name.clone(),
-                    },
-                ));
-            }
-            drop(present);
-            Ok(header)
-        })
-        .collect();
-    results.into_iter().collect::<Result<Vec<_>>>()
-}
-
 /// The first component all non-head keys share, or "".
 fn detect_prefix(shards: &[Header]) -> String {
     let mut prefix: Option<&str> = None;
@@ -454,18 +206,27 @@ fn detect_prefix(shards: &[Header]) -> String {
 impl BaseIndex {
     /// Opens the base at `path`.
     pub fn open(path: &Path, load_as: LoadAs) -> Result<Self> {
-        let shards = match layout(path)? {
-            Layout::Single(file) => vec![read_shard(&file)?],
-            Layout::Sharded { index } => read_sharded(&index)?,
-        };
-        Ok(Self::from_shards(path, load_as, &shards))
+        Self::open_at(&Location::parse(path)?, load_as, None)
     }
 
-    fn from_shards(source: &Path, load_as: LoadAs, shards: &[Header]) -> Self {
+    /// Opens the base at `location` (local or remote), through `cache` when given.
+    pub fn open_at(
+        location: &Location,
+        load_as: LoadAs,
+        cache: Option<&IndexCache>,
+    ) -> Result<Self> {
+        let files = read_base(location, cache)?;
+        let mut index = Self::from_shards(location.display(), load_as, &files.shards);
+        index.from_cache = files.from_cache;
+        Ok(index)
+    }
+
+    fn from_shards(source: String, load_as: LoadAs, shards: &[Header]) -> Self {
         let base_model_prefix = detect_prefix(shards);
         let tensor_count = shards.iter().map(|s| s.tensors().len()).sum();
         let mut index = Self {
-            source: source.to_path_buf(),
+            source,
+            from_cache: false,
             load_as,
             tensor_count,
             shard_count: shards.len(),
@@ -765,6 +526,8 @@ impl BaseIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::error::ErrorKind;
+    use crate::checkpoint::INDEX_FILE;
     use crate::test_support::{fixture, llama_tensors, write_tensors};
 
     /// A sharded Llama-like base in `dir`: two shards and an index.

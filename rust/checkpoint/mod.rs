@@ -1,7 +1,10 @@
 //! The checkpoints `peftfix keys` compares: the base, indexed once, and each adapter's
 //! files, keys and config (docs/keys.md).
 //!
-//! - `base_index`: open a base (single file, index + shards) into a module index;
+//! - `base_index`: a base's compact module index, built from its shard headers;
+//! - `base_files`: a base's files (single file, index + shards; local or remote) read
+//!   into shard headers, `index_json` its index's weight_map, `index_cache` the headers
+//!   kept on disk by the files' identity;
 //! - `module_trie`: interned components and the reversed module trie it builds lazily;
 //! - `prefix_rewrite`: infer the prefix rewrite that makes unmatched adapter modules
 //!   match (what PK001 reports and `remap` applies);
@@ -12,8 +15,11 @@
 pub mod adapter_config;
 pub mod adapter_keys;
 pub mod adapter_path;
+pub mod base_files;
 pub mod base_index;
 pub mod error;
+pub mod index_cache;
+pub mod index_json;
 pub mod module_trie;
 pub mod prefix_rewrite;
 pub mod remap;

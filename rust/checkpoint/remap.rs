@@ -18,6 +18,7 @@ use crate::checkpoint::adapter_path::{self, WEIGHTS_FILE};
 use crate::checkpoint::error::{CheckpointError, ErrorKind, Result};
 use crate::regular_file::{open_regular, read_regular};
 use crate::safetensors::Header;
+use crate::storage::{self, Location};
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -164,6 +165,12 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// The files of a local adapter.
+struct LocalPaths {
+    weights: PathBuf,
+    config: PathBuf,
+}
+
 /// Writes `adapter` to `out` with every key rewritten; returns the number of tensors
 /// written. `adapter` may be a directory (weights in `adapter_model.safetensors`); `out`
 /// is the output file when it ends in `.safetensors`, else a directory that gets
@@ -172,7 +179,21 @@ fn same_file(a: &Path, b: &Path) -> bool {
 pub fn write_remapped(adapter: &Path, out: &Path, strip: &str, add: &str) -> Result<u64> {
     let strip = as_prefix(strip);
     let add = as_prefix(add);
-    let paths = adapter_path::resolve(adapter)?;
+    if storage::is_url(&adapter.to_string_lossy()) {
+        return Err(CheckpointError::new(
+            adapter,
+            ErrorKind::Io(
+                "a remote adapter: download it, then write the remapped copy from the local files"
+                    .into(),
+            ),
+        ));
+    }
+    let resolved = adapter_path::resolve(adapter)?;
+    let local = |location: &Location| location.local().map(Path::to_path_buf).unwrap_or_default();
+    let paths = LocalPaths {
+        weights: local(&resolved.weights),
+        config: local(&resolved.config),
+    };
     let header = Header::read(&paths.weights)?;
     let json = new_header(&header, &paths.weights, &strip, &add)?;
     let (out_file, out_dir) = output_file(out)?;

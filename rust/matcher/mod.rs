@@ -17,13 +17,18 @@ pub mod report;
 
 use std::cell::{OnceCell, RefCell};
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Instant;
+
+use bytes::Bytes;
 
 use crate::checkpoint::adapter_config::{self, ConfigStatus};
 use crate::checkpoint::adapter_path::{self, AdapterPaths};
-use crate::checkpoint::error::Result;
+use crate::checkpoint::error::{ErrorKind, Result};
+use crate::checkpoint::index_cache::IndexCache;
 use crate::checkpoint::{BaseIndex, LoadAs};
 use crate::safetensors::Header;
+use crate::storage::{self, remote, Location};
 use modules::{module_path, Matching, Module, Saved, Scratch};
 use report::{Counts, Finding, Report};
 
@@ -53,6 +58,8 @@ struct Context<'a> {
     matching: &'a Matching,
     /// adapter_config.json, read by the first check that asks: PK006 needs no config.
     config: OnceCell<ConfigStatus>,
+    /// For a remote adapter, the bytes fetched from the start of its weights file.
+    prefix: Option<Bytes>,
 }
 
 impl Context<'_> {
@@ -79,7 +86,7 @@ impl Context<'_> {
 
     fn config(&self) -> &ConfigStatus {
         self.config
-            .get_or_init(|| adapter_config::load(&self.paths.config))
+            .get_or_init(|| adapter_config::load_at(&self.paths.config))
     }
 
     /// Every finding: PK006 alone when the adapter holds no tensors (the other checks
@@ -101,23 +108,41 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// Checks the adapter at `adapter` against `base`. Errors are the adapter's PK000.
+/// Checks the local adapter at `adapter` against `base`. Errors are the adapter's PK000.
 pub fn check(base: &BaseIndex, adapter: &Path) -> Result<Report> {
+    check_at(base, &Location::Local(adapter.to_path_buf()))
+}
+
+/// Checks the adapter at `adapter` (local or remote) against `base`.
+pub fn check_at(base: &BaseIndex, adapter: &Location) -> Result<Report> {
     let started = Instant::now();
-    let paths = adapter_path::resolve(adapter)?;
+    let paths = adapter_path::resolve_at(adapter)?;
     let mut report = SCRATCH.with(|cell| {
         let mut scratch = cell.take();
         let result = run_check(base, &paths, &mut scratch);
         cell.replace(scratch);
         result
     })?;
-    report.adapter = adapter.display().to_string();
+    report.adapter = adapter.display();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
 
+/// Reads the adapter's header into `scratch`; for a remote adapter, the bytes fetched.
+fn read_weights_header(paths: &AdapterPaths, scratch: &mut Scratch) -> Result<Option<Bytes>> {
+    let result = storage::read_header_into(&paths.weights, &mut scratch.header);
+    match (&result, &paths.weights) {
+        (Err(err), Location::Remote(file))
+            if paths.is_dir && err.kind == ErrorKind::Io(remote::NOT_FOUND.into()) =>
+        {
+            Err(adapter_path::absent_weights(&file.parent()))
+        }
+        _ => result,
+    }
+}
+
 fn run_check(base: &BaseIndex, paths: &AdapterPaths, scratch: &mut Scratch) -> Result<Report> {
-    scratch.header.read_from(&paths.weights)?;
+    let prefix = read_weights_header(paths, scratch)?;
     let matching = modules::match_to_base(scratch, base);
     let ctx = Context {
         base,
@@ -128,12 +153,13 @@ fn run_check(base: &BaseIndex, paths: &AdapterPaths, scratch: &mut Scratch) -> R
         saved: &scratch.saved,
         matching: &matching,
         config: OnceCell::new(),
+        prefix,
     };
     let findings = ctx.findings()?;
     let modules = ctx.modules.len();
     Ok(Report {
         adapter: String::new(),
-        base: base.source.display().to_string(),
+        base: base.source.clone(),
         findings,
         counts: Counts {
             adapter_tensors: ctx.header.tensors().len() as u64,
@@ -150,14 +176,14 @@ fn run_check(base: &BaseIndex, paths: &AdapterPaths, scratch: &mut Scratch) -> R
     })
 }
 
-/// Like [`check`], but an unreadable adapter gives a report with one PK000 finding.
-pub fn check_or_pk000(base: &BaseIndex, adapter: &Path) -> Report {
+/// Like [`check_at`], but an unreadable adapter gives a report with one PK000 finding.
+pub fn check_or_pk000(base: &BaseIndex, adapter: &Location) -> Report {
     let started = Instant::now();
-    match check(base, adapter) {
+    match check_at(base, adapter) {
         Ok(report) => report,
         Err(error) => Report::unreadable(
-            adapter.display().to_string(),
-            base.source.display().to_string(),
+            adapter.display(),
+            base.source.clone(),
             &error,
             Counts {
                 base_tensors: base.tensor_count as u64,
@@ -170,11 +196,45 @@ pub fn check_or_pk000(base: &BaseIndex, adapter: &Path) -> Report {
     }
 }
 
+/// Threads checking remote adapters: each mostly waits on the network, so many more than
+/// there are cores keep the requests flowing.
+const REMOTE_CHECK_THREADS: usize = 32;
+
+/// Checks every adapter against `base` in parallel, in order; an unreadable adapter gives
+/// a PK000 report. Remote adapters are checked on a wider pool of threads.
+pub fn check_many(base: &BaseIndex, adapters: &[Location]) -> Vec<Report> {
+    use rayon::prelude::*;
+    static REMOTE_POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    let run = || -> Vec<Report> {
+        adapters
+            .par_iter()
+            .map(|adapter| check_or_pk000(base, adapter))
+            .collect()
+    };
+    let any_remote = adapters.iter().any(|adapter| adapter.local().is_none());
+    let pool = REMOTE_POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(REMOTE_CHECK_THREADS)
+            .thread_name(|n| format!("peftfix-remote-{n}"))
+            .build()
+            .ok()
+    });
+    match pool {
+        Some(pool) if any_remote => pool.install(run),
+        _ => run(),
+    }
+}
+
 /// Opens `base` and checks one adapter against it; `seconds` covers both.
-pub fn check_with_base_path(adapter: &Path, base: &Path, load_as: LoadAs) -> Result<Report> {
+pub fn check_with_base(
+    adapter: &Location,
+    base: &Location,
+    load_as: LoadAs,
+    cache: Option<&IndexCache>,
+) -> Result<Report> {
     let started = Instant::now();
-    let index = BaseIndex::open(base, load_as)?;
-    let mut report = check(&index, adapter)?;
+    let index = BaseIndex::open_at(base, load_as, cache)?;
+    let mut report = check_at(&index, adapter)?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -243,27 +303,30 @@ mod tests {
                 .contains("adapter_model.safetensors: header length"),
             "{err}"
         );
-        let report = check_or_pk000(&fx.base, &bad);
+        let report = check_or_pk000(&fx.base, &Location::Local(bad.clone()));
         assert_eq!(report.codes(), ["PK000"]);
         assert_eq!(report.counts.base_tensors, 19);
         assert!(report.findings[0].details["reason"]
             .as_str()
             .unwrap()
             .contains("100,000,000"));
-        let report = check_or_pk000(&fx.base, &fx.dir.path().join("nope"));
+        let report = check_or_pk000(&fx.base, &Location::Local(fx.dir.path().join("nope")));
         assert_eq!(report.codes(), ["PK000"]);
     }
 
     #[test]
-    fn check_with_base_path_times_both() {
+    fn check_with_base_times_both() {
         let fx = fixture(LoadAs::CausalLm);
         let adapter = write_adapter(
             &fx.dir.path().join("a"),
             &qv_tensors("model.", 3),
             Some(CONFIG_QV),
         );
-        let report =
-            check_with_base_path(&adapter, &fx.dir.path().join("base"), LoadAs::CausalLm).unwrap();
+        let (adapter, base) = (
+            Location::Local(adapter),
+            Location::Local(fx.dir.path().join("base")),
+        );
+        let report = check_with_base(&adapter, &base, LoadAs::CausalLm, None).unwrap();
         assert!(report.findings.is_empty());
         assert!(report.seconds > 0.0);
         assert!(report.base.ends_with("base"));

@@ -7,8 +7,10 @@
 //! integer, boolean and unsigned-exponent types zero means every byte zero. The FNUZ
 //! fp8 formats have no negative zero (0x80 is their NaN), so they count bytes too.
 
+use std::ops::Range;
 use std::path::Path;
 
+use bytes::Bytes;
 use memmap2::Mmap;
 use serde_json::json;
 
@@ -18,6 +20,7 @@ use super::Context;
 use crate::checkpoint::error::{CheckpointError, ErrorKind, Result};
 use crate::regular_file::open_regular;
 use crate::safetensors::Dtype;
+use crate::storage::{self, Location, RemoteFile};
 
 /// The PK004 finding, when every lora_B / lora_embedding_B tensor is all zeros. Stops at
 /// the first non-zero tensor, so a trained adapter costs a few bytes of reading.
@@ -30,21 +33,37 @@ pub(super) fn check(ctx: &Context<'_>) -> Result<Vec<Finding>> {
     if with_b.is_empty() {
         return Ok(Vec::new());
     }
-    let path = &ctx.paths.weights;
-    let mapped = MappedFile::open(path)?;
     let data_start = ctx.header.data_start();
-    for module in &with_b {
-        for tensor in module.b_tensors() {
-            let Some(entry) = ctx.header.tensors().get(tensor as usize) else {
-                continue;
-            };
+    let tensors = with_b
+        .iter()
+        .flat_map(|module| module.b_tensors())
+        .filter_map(|tensor| {
+            let entry = ctx.header.tensors().get(tensor as usize)?;
             let start = data_start.saturating_add(entry.begin);
-            let end = data_start.saturating_add(entry.end);
-            let bytes = mapped.bytes(path, start, end)?;
-            if !is_all_zero(bytes, entry.dtype) {
-                return Ok(Vec::new());
+            Some((start..data_start.saturating_add(entry.end), entry.dtype))
+        });
+    let any_non_zero = match &ctx.paths.weights {
+        Location::Local(path) => {
+            let mapped = MappedFile::open(path)?;
+            let mut found = false;
+            for (range, dtype) in tensors {
+                if !is_all_zero(mapped.bytes(path, range.start, range.end)?, dtype) {
+                    found = true;
+                    break;
+                }
             }
+            found
         }
+        Location::Remote(file) => {
+            let tensors: Vec<(Range<u64>, Dtype)> = tensors.collect();
+            storage::wait(
+                file,
+                any_non_zero_remote(file, ctx.prefix.as_ref(), &tensors),
+            )?
+        }
+    };
+    if any_non_zero {
+        return Ok(Vec::new());
     }
     let n = with_b.len();
     Ok(vec![Finding {
@@ -57,6 +76,53 @@ pub(super) fn check(ctx: &Context<'_>) -> Result<Vec<Finding>> {
         ),
         details: json!({"modules": n, "zero_modules": n}),
     }])
+}
+
+/// Whether any of `tensors` of a remote file has a non-zero value. The bytes already
+/// fetched with the header are used first; the rest are fetched in batches that grow
+/// (1, 4, 16, ... tensors, each batch's ranges in flight together), so a trained adapter
+/// costs one small request and an untrained one few round trips. Only tensor bytes are
+/// asked for, never the A tensors between them.
+async fn any_non_zero_remote(
+    file: &RemoteFile,
+    prefix: Option<&Bytes>,
+    tensors: &[(Range<u64>, Dtype)],
+) -> Result<bool> {
+    let fetched = prefix.map_or(0, |bytes| bytes.len() as u64);
+    let mut remaining: Vec<&(Range<u64>, Dtype)> = Vec::new();
+    for tensor in tensors {
+        let (range, dtype) = tensor;
+        match prefix {
+            Some(bytes) if range.end <= fetched => {
+                let slice = bytes
+                    .get(range.start as usize..range.end as usize)
+                    .unwrap_or(&[]);
+                if !is_all_zero(slice, *dtype) {
+                    return Ok(true);
+                }
+            }
+            _ => remaining.push(tensor),
+        }
+    }
+    let mut batch = 1;
+    let mut at = 0;
+    while at < remaining.len() {
+        let chunk = &remaining[at..(at + batch).min(remaining.len())];
+        let fetches = chunk
+            .iter()
+            .map(|(range, _)| file.fetch_range(range.clone()));
+        let bytes = futures::future::try_join_all(fetches).await?;
+        if chunk
+            .iter()
+            .zip(&bytes)
+            .any(|((_, dtype), bytes)| !is_all_zero(bytes, *dtype))
+        {
+            return Ok(true);
+        }
+        at += chunk.len();
+        batch *= 4;
+    }
+    Ok(false)
 }
 
 /// Bytes OR-ed together before each early-exit test.

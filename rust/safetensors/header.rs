@@ -91,6 +91,22 @@ impl Header {
             .map_err(|kind| CheckpointError::new(path, kind))
     }
 
+    /// Validates the header JSON `json` of a file of `file_len` bytes fetched by other means
+    /// (a ranged read of a remote file, a cache), into `self`.
+    pub fn fill_from(
+        &mut self,
+        json: Vec<u8>,
+        file_len: u64,
+    ) -> std::result::Result<(), ErrorKind> {
+        self.clear();
+        self.fill(json, file_len)
+    }
+
+    /// The header JSON as read (the N bytes after the length).
+    pub fn json_text(&self) -> &str {
+        &self.json
+    }
+
     /// Parses a whole safetensors file held in memory (tests, property tests).
     pub fn from_file_bytes(bytes: &[u8]) -> std::result::Result<Self, ErrorKind> {
         let file_len = bytes.len() as u64;

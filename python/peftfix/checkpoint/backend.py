@@ -33,8 +33,11 @@ def checkpoint_error() -> type[BaseException]:
 
 
 def readable_errors() -> tuple[type[BaseException], ...]:
-    """What reading a checkpoint raises for bad input (never for a bug): PK000 material."""
-    return (checkpoint_error(), OSError)
+    """What reading a checkpoint raises for bad input (never for a bug): PK000 material. A Hub id that cannot be
+    resolved (:class:`~peftfix.checkpoint.locate.LocationError`) is one too."""
+    from peftfix.checkpoint.locate import LocationError
+
+    return (checkpoint_error(), OSError, LocationError)
 
 
 def read_header(path: PathLike) -> Any:

@@ -1,14 +1,32 @@
-"""Check adapters against a base: one adapter at a time, or many against a base indexed once."""
+"""Check adapters against a base: one adapter at a time, or many against a base indexed once.
+
+Adapters and bases may be local paths, Hub ids (``org/name``, ``hf://org/name@rev/sub``) or URLs (``s3://``,
+``gs://``, ``az://``, ``http(s)://``): see :mod:`peftfix.checkpoint.locate`.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from peftfix.checkpoint import backend
 from peftfix.checkpoint.backend import PathLike
+from peftfix.checkpoint.index_cache import default_cache_dir
+from peftfix.checkpoint.locate import resolve
 from peftfix.checkpoint.report import Report
+
+# ``cache``: True for the default directory, False for none, or a directory.
+CacheSetting = Union[bool, PathLike]
+
+
+def _cache_dir(cache: CacheSetting) -> Optional[str]:
+    if cache is True:
+        return default_cache_dir()
+    if cache is False:
+        return None
+    return os.fspath(cache)
+
 
 LOAD_AS = ("causal-lm", "base-model")
 
@@ -19,8 +37,11 @@ def _load_as(load_as: str) -> str:
     return load_as
 
 
-def check_adapter(adapter: PathLike, base: PathLike, load_as: str = "causal-lm") -> Report:
-    """Check one adapter (directory or ``.safetensors`` file) against a base checkpoint (directory, file or index).
+def check_adapter(
+    adapter: PathLike, base: PathLike, load_as: str = "causal-lm", *, cache: CacheSetting = True
+) -> Report:
+    """Check one adapter (directory or ``.safetensors`` file) against a base checkpoint (directory, file or index),
+    either local, on the Hub or remote. ``cache``: the base-index cache (True: the default directory).
 
     Never raises for unreadable or corrupt checkpoints: they come back as a report with one PK000 finding.
     """
@@ -28,7 +49,7 @@ def check_adapter(adapter: PathLike, base: PathLike, load_as: str = "causal-lm")
     _load_as(load_as)
     adapter_path, base_path = os.fspath(adapter), os.fspath(base)
     try:
-        data = native.check_adapter(adapter_path, base_path, load_as)
+        data = native.check_adapter(resolve(adapter_path), resolve(base_path), load_as, _cache_dir(cache))
     except backend.readable_errors() as error:
         return Report.unreadable_checkpoint(adapter_path, base_path, error)
     return Report.from_native(data, adapter_path)
@@ -40,14 +61,14 @@ class BaseIndex:
     An unreadable base does not raise here: every check then returns a PK000 report naming the base file.
     """
 
-    def __init__(self, base: PathLike, load_as: str = "causal-lm") -> None:
+    def __init__(self, base: PathLike, load_as: str = "causal-lm", *, cache: CacheSetting = True) -> None:
         native = backend.native()
         self.base = os.fspath(base)
         self.load_as = _load_as(load_as)
         self.error: Optional[BaseException] = None
         self._index: Any = None
         try:
-            self._index = native.BaseIndex(self.base, self.load_as)
+            self._index = native.BaseIndex(resolve(self.base), self.load_as, _cache_dir(cache))
         except backend.readable_errors() as error:
             self.error = error
 
@@ -64,6 +85,16 @@ class BaseIndex:
         return int(self._index.header_bytes) if self._index is not None else 0
 
     @property
+    def location(self) -> str:
+        """Where the base was read: the local path or URL a Hub id resolved to (the base as given otherwise)."""
+        return str(self._index.path) if self._index is not None else self.base
+
+    @property
+    def from_cache(self) -> bool:
+        """Whether the shard headers came from the base-index cache (no shard was read)."""
+        return bool(self._index.from_cache) if self._index is not None else False
+
+    @property
     def base_model_prefix(self) -> str:
         return str(self._index.base_model_prefix) if self._index is not None else ""
 
@@ -76,7 +107,7 @@ class BaseIndex:
         if self._index is None:
             return self._unreadable_base(adapter_path)
         try:
-            data = self._index.check(adapter_path)
+            data = self._index.check(resolve(adapter_path))
         except backend.readable_errors() as error:
             return Report.unreadable_checkpoint(adapter_path, self.base, error)
         return Report.from_native(data, adapter_path)
@@ -91,7 +122,7 @@ class BaseIndex:
         if self._index is None:
             return [self._unreadable_base(path) for path in paths]
         try:
-            results = self._index.check_many(paths)
+            results = self._index.check_many([resolve(path) for path in paths])
         except backend.readable_errors():
             return [self.check(path) for path in paths]
         return [Report.from_native(data, path) for data, path in zip(results, paths, strict=True)]

@@ -8,6 +8,7 @@ from typing import Any, Union
 
 from peftfix.checkpoint import backend
 from peftfix.checkpoint.backend import PathLike
+from peftfix.checkpoint.locate import resolve
 from peftfix.checkpoint.report import Report
 
 RewriteLike = Union[Report, Mapping[str, Any], "tuple[str, str]"]
@@ -41,4 +42,5 @@ def write_remapped(adapter: PathLike, out: PathLike, report_or_rewrite: RewriteL
     (``strip`` and ``add`` both "") still fixes keys that PEFT would drop for their prefix.
     """
     strip, add = _rewrite_of(report_or_rewrite)
-    return int(backend.native().write_remapped(os.fspath(adapter), os.fspath(out), strip, add))
+    source = resolve(os.fspath(adapter))  # a Hub id found in the local cache is written from there
+    return int(backend.native().write_remapped(source, os.fspath(out), strip, add))

@@ -52,7 +52,7 @@ class Report(FindingsMixin):
 
     @classmethod
     def from_native(cls, data: Mapping[str, Any], adapter: Optional[str] = None) -> Report:
-        adapter = str(data.get("adapter") or adapter or "")
+        adapter = str(adapter or data.get("adapter") or "")
         counts = dict.fromkeys(COUNT_KEYS, 0)
         counts.update({key: int(value) for key, value in (data.get("counts") or {}).items()})
         rewrite = data.get("rewrite")

@@ -1,29 +1,34 @@
 """`peftfix keys ADAPTER... --base BASE`: the checkpoint checks (PK000-PK006) from the command line.
 
-The base is indexed once and every adapter is checked against it (in parallel on the native side). A long run
-on a terminal shows a progress bar on stderr. Exit codes as everywhere: 0 clean, 1 findings, 2 when a checkpoint
-could not be read (PK000) or the command was misused.
+ADAPTER and BASE may be local paths, Hub ids or URLs (``s3://``, ``gs://``, ``az://``, ``http(s)://``). Each base is
+indexed once (through the base-index cache unless ``--no-cache``) and every adapter is checked against it (in
+parallel on the native side). On a terminal, stderr shows what is being fetched and a progress bar for fleets; never
+in the output itself. Exit codes as everywhere: 0 clean, 1 findings, 2 when a checkpoint could not be read (PK000)
+or the command was misused.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import click
 
 from peftfix.checkpoint import LOAD_AS, BaseIndex, Report, write_remapped
 from peftfix.checkpoint.backend import readable_errors
-from peftfix.checkpoint.locate import BaseNotFound, base_named_by
+from peftfix.checkpoint.locate import BaseNotFound, base_named_by, hub_ref, is_url
 from peftfix.cli.common import emit, exit_status, format_option
 from peftfix.diagnostics import Report as Findings
 from peftfix.output.common import pluralize
 
 # Below this many adapters the bar would only flicker.
 PROGRESS_MIN_ADAPTERS = 4
+# Adapters checked per native call while a progress bar runs: enough to keep remote requests in flight together.
+PROGRESS_BATCH = 32
 
 
 @click.command("keys", short_help="Match adapter keys against a base checkpoint (safetensors headers only).")
@@ -31,8 +36,9 @@ PROGRESS_MIN_ADAPTERS = 4
 @click.option(
     "--base",
     metavar="BASE",
-    help="Base checkpoint: directory, .safetensors or index file. Default: the base_model_name_or_path of each "
-    "adapter's adapter_config.json (a local path, or a Hub id found in the local Hugging Face cache).",
+    help="Base checkpoint: directory, .safetensors or index file; a Hub id (org/name, hf://org/name@rev/sub); an "
+    "s3://, gs://, az:// or http(s):// directory URL. Default: the base_model_name_or_path of each adapter's "
+    "adapter_config.json.",
 )
 @click.option(
     "--load-as",
@@ -47,9 +53,19 @@ PROGRESS_MIN_ADAPTERS = 4
     metavar="OUT",
     help="Write a fixed adapter with the inferred prefix rewrite (one adapter: OUT; several: OUT/<name>).",
 )
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Read every shard header of the base, not the base-index cache (PEFTFIX_CACHE_DIR, else the user cache).",
+)
 @format_option()
 def keys_command(
-    adapters: Sequence[str], base: Optional[str], load_as: str, remapped_out: Optional[str], output_format: str
+    adapters: Sequence[str],
+    base: Optional[str],
+    load_as: str,
+    remapped_out: Optional[str],
+    no_cache: bool,
+    output_format: str,
 ) -> None:
     """Match every key of each ADAPTER to its module in BASE from safetensors headers alone: prefix mismatches
     PEFT drops silently (PK001), unmatched modules (PK002), shape conflicts such as a resized vocabulary
@@ -61,7 +77,8 @@ def keys_command(
     reports_by_adapter: dict[int, Report] = {}
     indexes = []
     for group_base, positions in groups.items():
-        index = BaseIndex(group_base, load_as)
+        with _status(f"reading the headers of {group_base}", remote=_is_remote(group_base)):
+            index = BaseIndex(group_base, load_as, cache=not no_cache)
         indexes.append(index)
         for position, report in zip(positions, _check_all(index, [adapters[i] for i in positions]), strict=True):
             reports_by_adapter[position] = report
@@ -91,17 +108,36 @@ def _by_base(adapters: Sequence[str], base: Optional[str]) -> dict[str, list[int
     return groups
 
 
+def _is_remote(spec: str) -> bool:
+    """A URL, or a Hub id that is no local path (it may still be found in the local cache)."""
+    return is_url(spec) or hub_ref(spec) is not None
+
+
+@contextmanager
+def _status(text: str, remote: bool) -> Iterator[None]:
+    """A spinner on stderr while a remote base is fetched, on a terminal only."""
+    if not remote or not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(text):
+        yield
+
+
 def _check_all(index: BaseIndex, adapters: Sequence[str]) -> list[Report]:
     if len(adapters) < PROGRESS_MIN_ADAPTERS or not sys.stderr.isatty():
         return index.check_many(adapters)
+    from rich.console import Console
     from rich.progress import Progress
 
-    reports = []
-    with Progress(transient=True) as progress:
-        task = progress.add_task(f"checking against {index.base}", total=len(adapters))
-        for adapter in adapters:
-            reports.append(index.check(adapter))
-            progress.advance(task)
+    reports: list[Report] = []
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        task: Any = progress.add_task(f"checking against {index.base}", total=len(adapters))
+        for start in range(0, len(adapters), PROGRESS_BATCH):
+            batch = adapters[start : start + PROGRESS_BATCH]
+            reports.extend(index.check_many(batch))
+            progress.advance(task, len(batch))
     return reports
 
 
@@ -166,9 +202,10 @@ def context_lines(reports: list[Report], indexes: list[BaseIndex]) -> list[str]:
     for index in indexes:
         if index.error is not None:
             continue
+        where = f" ({index.location})" if index.location != index.base else ""
         lines.append(
-            f"base {index.base}: {index.tensor_count} tensors in {pluralize(index.shard_count, 'shard')} "
-            f"({index.header_bytes:,} header bytes)"
+            f"base {index.base}{where}: {index.tensor_count} tensors in {pluralize(index.shard_count, 'shard')} "
+            f"({index.header_bytes:,} header bytes{', from the index cache' if index.from_cache else ''})"
         )
     for report in reports:
         counts = report.counts
