@@ -89,12 +89,16 @@ pub fn read_base(location: &Location, cache: Option<&IndexCache>) -> Result<Base
 }
 
 fn no_checkpoint(location: &Location) -> CheckpointError {
-    CheckpointError::new(
-        location.error_path(),
-        ErrorKind::NoCheckpoint(format!(
+    let reason = match location {
+        Location::Local(_) => format!(
             "directory holds neither {SINGLE_FILE} nor {INDEX_FILE}: not a safetensors checkpoint"
-        )),
-    )
+        ),
+        Location::Remote(_) => format!(
+            "neither {SINGLE_FILE} nor {INDEX_FILE} found under this URL ({}): not a safetensors checkpoint",
+            remote::NOT_FOUND
+        ),
+    };
+    CheckpointError::new(location.error_path(), ErrorKind::NoCheckpoint(reason))
 }
 
 fn layout(location: &Location) -> Result<Layout> {

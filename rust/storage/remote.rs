@@ -40,7 +40,7 @@ pub const PREFIX: u64 = 64 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The reason given for a missing object.
-pub const NOT_FOUND: &str = "not found (HTTP 404 or no such object)";
+pub const NOT_FOUND: &str = "not found: HTTP 404 or no such object";
 
 /// Retries of a failed request (server errors, dropped connections), with backoff.
 const MAX_RETRIES: usize = 3;
@@ -370,6 +370,13 @@ fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
         .iter()
         .find_map(|message| message.split_once("Server returned non-2xx status code: "))
         .map(|(_, status)| format!("HTTP {}", status.trim()));
+    if messages.iter().any(|message| {
+        message.contains("end of file before message length reached")
+            || message.contains("connection closed before message completed")
+            || message.contains("IncompleteMessage")
+    }) {
+        return "the connection closed before the whole response arrived".to_string();
+    }
     let reason = status.unwrap_or_else(|| {
         // The deepest message names the cause (connection refused, closed, timed out).
         messages
