@@ -311,7 +311,8 @@ impl Header {
     /// A tensor name listed twice: the last entry wins, as in the safetensors library (its
     /// header is a JSON map read with serde, where a later key replaces an earlier one).
     /// Files written by safetensors list names in sorted order, checked by comparing
-    /// neighbours; other orders fall back to a hash map.
+    /// neighbours; in other orders the sorted hashes of the names tell whether any repeats,
+    /// and only then a hash map finds the last entry of each.
     fn drop_shadowed_duplicates(&mut self) {
         let sorted_unique = self
             .tensors
@@ -320,12 +321,13 @@ impl Header {
         if sorted_unique {
             return;
         }
-        let mut last: rustc_hash::FxHashMap<&str, usize> = rustc_hash::FxHashMap::default();
+        if !self.has_duplicate_names() {
+            return;
+        }
+        let mut last: rustc_hash::FxHashMap<&str, usize> =
+            rustc_hash::FxHashMap::with_capacity_and_hasher(self.tensors.len(), Default::default());
         for (index, tensor) in self.tensors.iter().enumerate() {
             last.insert(self.name(tensor), index);
-        }
-        if last.len() == self.tensors.len() {
-            return;
         }
         let keep: Vec<bool> = self
             .tensors
@@ -339,6 +341,36 @@ impl Header {
             index += 1;
             keep[index - 1]
         });
+    }
+}
+
+impl Header {
+    /// Whether a name may be listed twice: the names' 64-bit hashes go into a flat
+    /// open-addressing table (no growth, no strings stored), and any repeated hash says
+    /// yes. A false yes (two names, one hash: about one file in 10^9) only costs the exact
+    /// check that follows.
+    fn has_duplicate_names(&self) -> bool {
+        use std::hash::BuildHasher;
+        let slots = (self.tensors.len() * 2).next_power_of_two().max(16);
+        let mask = slots - 1;
+        // 0 marks an empty slot; a hash of 0 is stored as 1.
+        let mut table = vec![0u64; slots];
+        for tensor in &self.tensors {
+            let hash = rustc_hash::FxBuildHasher.hash_one(self.name(tensor)).max(1);
+            // The high bits pick the slot: FxHash mixes them best.
+            let mut slot = (hash >> 32) as usize & mask;
+            loop {
+                match table[slot] {
+                    0 => {
+                        table[slot] = hash;
+                        break;
+                    }
+                    seen if seen == hash => return true,
+                    _ => slot = (slot + 1) & mask,
+                }
+            }
+        }
+        false
     }
 }
 

@@ -181,6 +181,32 @@ fn a_duplicate_name_keeps_its_last_entry_as_the_library_does() {
 }
 
 #[test]
+fn unsorted_names_keep_every_unique_one_and_the_last_of_a_repeat() {
+    // Many names out of order (the duplicate check's table path), unique: all kept.
+    let names: Vec<String> = (0..300).rev().map(|n| format!("layers.{n}.w")).collect();
+    let entries: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            format!(
+                r#""{name}":{{"dtype":"U8","shape":[1],"data_offsets":[{i},{}]}}"#,
+                i + 1
+            )
+        })
+        .collect();
+    let json = format!("{{{}}}", entries.join(","));
+    let parsed = parse(&json, 300).unwrap();
+    assert_eq!(parsed.len(), 300);
+    assert_eq!(parsed[0].0, "layers.299.w");
+    // The same with one name repeated at the end (zero bytes): its first entry leaves a gap.
+    let repeated = format!(
+        "{{{},\"layers.5.w\":{{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[300,300]}}}}",
+        entries.join(",")
+    );
+    assert!(matches!(parse(&repeated, 300), Err(ErrorKind::Gap { .. })));
+}
+
+#[test]
 fn unknown_dtype_is_typed() {
     let json = r#"{"x":{"dtype":"F99","shape":[1],"data_offsets":[0,1]}}"#;
     assert_eq!(
