@@ -159,16 +159,33 @@ def test_hub_ids_are_read_remotely_through_hf_endpoint_with_the_token(checkpoint
     assert "hf://org/adapter" in refused.findings[0].message
 
 
-def test_base_index_takes_urls_and_checks_many_remote_adapters(checkpoints, http_root):
+@pytest.mark.parametrize("backend", ["http", "s3"])
+def test_base_index_takes_urls_and_checks_many_remote_adapters(checkpoints, request, backend):
     cases = [CASES_BY_NAME[name] for name in CASE_NAMES if CASES_BY_NAME[name].base == "llama"]
     cases = [case for case in cases if case.load_as == "causal-lm" and case.base_form == "dir"]
     base = checkpoints.base_path(cases[0])
     adapters = [checkpoints.adapter_path(case) for case in cases]
     local = BaseIndex(base, cache=False).check_many(adapters)
-    index = BaseIndex(_remote(base, checkpoints.root, http_root.url), cache=False)
+    prefix = _forms(backend, checkpoints, request)
+    index = BaseIndex(_remote(base, checkpoints.root, prefix), cache=False)
     assert index.error is None and index.shard_count == 3
-    remote = index.check_many([_remote(a, checkpoints.root, http_root.url) for a in adapters])
+    remote = index.check_many([_remote(a, checkpoints.root, prefix) for a in adapters])
     assert [_summary(r) for r in remote] == [_summary(r) for r in local]
+
+
+def test_shard_headers_are_fetched_concurrently(checkpoints):
+    """Every request of a server that takes 1 s to answer: the three shards of a base together cost one second,
+    not three (HEAD model.safetensors, GET the index, then all shards at once)."""
+    import time
+
+    case = CASES_BY_NAME["llama-qv"]
+    base = checkpoints.base_path(case)
+    with RangeServer(checkpoints.root, mode="slow", delay=1.0) as server:
+        started = time.monotonic()
+        index = BaseIndex(_remote(base, checkpoints.root, server.url), cache=False)
+        elapsed = time.monotonic() - started
+    assert index.error is None and index.shard_count == 3
+    assert 3.0 <= elapsed < 4.5, elapsed
 
 
 def test_cli_reads_urls_and_prints_what_the_local_run_prints(checkpoints, http_root):
