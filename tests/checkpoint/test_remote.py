@@ -221,3 +221,48 @@ def test_stores_without_credentials_fail_clearly(monkeypatch):
         report = check_adapter(url, url.replace("adapter", "base"), cache=False)
         assert report.codes == ["PK000"], url
         assert report.findings[0].details["path"].startswith(url.split("/adapter")[0]), report.findings[0].details
+
+
+def _keys_json(args: list[str], env: dict[str, str]) -> list:
+    result = subprocess.run(
+        [sys.executable, "-m", "peftfix", "keys", *args, "--format", "json", "--no-cache"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode in (0, 1), result.stderr
+    return json.loads(result.stdout)
+
+
+def test_cli_reads_s3_and_the_hub_as_the_local_run(checkpoints, s3_root, hub_server, tmp_path):
+    """The CLI in a fresh process, configured by environment variables only: AWS_* for moto's S3; HF_ENDPOINT,
+    HF_TOKEN and an empty cache for the stand-in Hub, with the base named by the adapter's config."""
+    case = CASES_BY_NAME["orig-mod"]
+    adapter, base = checkpoints.adapter_path(case), checkpoints.base_path(case)
+    local = _keys_json([adapter, "--base", base], dict(os.environ))
+    expected = [(f["code"], f["details"]) for f in local]
+    assert [code for code, _ in expected] == ["PK001"]
+
+    s3_env = s3_root.subprocess_env(os.environ)
+    s3 = _keys_json(
+        [
+            _remote(adapter, checkpoints.root, f"s3://{BUCKET}"),
+            "--base",
+            _remote(base, checkpoints.root, f"s3://{BUCKET}"),
+        ],
+        s3_env,
+    )
+    assert [(f["code"], f["details"]) for f in s3] == expected
+
+    named = tmp_path / "adapter"
+    shutil.copytree(adapter, named)
+    config = json.loads((named / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = "org/base"
+    (named / "adapter_config.json").write_text(json.dumps(config))
+    server = hub_server({"org/adapter": named, "org/base": Path(base)}, token="hf_secret", patch_hf=False)
+    hub_env = {**os.environ, **server.env(), "HF_HUB_CACHE": str(tmp_path / "empty-cache")}
+    hub_env.update({"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
+    hub = _keys_json(["hf://org/adapter"], hub_env)
+    assert [(f["code"], f["details"]) for f in hub] == expected
+    assert hub[0]["filename"] == "hf://org/adapter"
