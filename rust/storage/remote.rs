@@ -469,52 +469,25 @@ fn build_store(
     let timeout_text = format!("{}ms", timeout.as_millis().max(1));
     let connect_text = format!("{}ms", CONNECT_TIMEOUT.min(timeout).as_millis().max(1));
     let describe_build = |err: object_store::Error| describe(&err);
+    // The cloud builders read their own variables (`from_env`); the time limits are set as
+    // options so that those variables' client settings (AWS_ALLOW_HTTP...) are kept.
+    macro_rules! cloud_store {
+        ($builder:ty, $key:path) => {
+            Arc::new(
+                <$builder>::from_env()
+                    .with_url(url.as_str())
+                    .with_retry(retry(timeout))
+                    .with_config($key(ClientConfigKey::Timeout), &timeout_text)
+                    .with_config($key(ClientConfigKey::ConnectTimeout), &connect_text)
+                    .build()
+                    .map_err(describe_build)?,
+            )
+        };
+    }
     let store: Arc<dyn ObjectStore> = match scheme {
-        Scheme::S3 => Arc::new(
-            AmazonS3Builder::from_env()
-                .with_url(url.as_str())
-                .with_retry(retry(timeout))
-                .with_config(
-                    AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
-                    &timeout_text,
-                )
-                .with_config(
-                    AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
-                    &connect_text,
-                )
-                .build()
-                .map_err(describe_build)?,
-        ),
-        Scheme::Gcs => Arc::new(
-            GoogleCloudStorageBuilder::from_env()
-                .with_url(url.as_str())
-                .with_retry(retry(timeout))
-                .with_config(
-                    GoogleConfigKey::Client(ClientConfigKey::Timeout),
-                    &timeout_text,
-                )
-                .with_config(
-                    GoogleConfigKey::Client(ClientConfigKey::ConnectTimeout),
-                    &connect_text,
-                )
-                .build()
-                .map_err(describe_build)?,
-        ),
-        Scheme::Azure => Arc::new(
-            MicrosoftAzureBuilder::from_env()
-                .with_url(url.as_str())
-                .with_retry(retry(timeout))
-                .with_config(
-                    AzureConfigKey::Client(ClientConfigKey::Timeout),
-                    &timeout_text,
-                )
-                .with_config(
-                    AzureConfigKey::Client(ClientConfigKey::ConnectTimeout),
-                    &connect_text,
-                )
-                .build()
-                .map_err(describe_build)?,
-        ),
+        Scheme::S3 => cloud_store!(AmazonS3Builder, AmazonS3ConfigKey::Client),
+        Scheme::Gcs => cloud_store!(GoogleCloudStorageBuilder, GoogleConfigKey::Client),
+        Scheme::Azure => cloud_store!(MicrosoftAzureBuilder, AzureConfigKey::Client),
         Scheme::Http => {
             let mut options = ClientOptions::new()
                 .with_allow_http(true)

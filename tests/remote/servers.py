@@ -283,7 +283,25 @@ class _HTTPServer(ThreadingHTTPServer):
             thread.join(timeout)
 
 
-class _FileServer:
+class _Started:
+    """``with server:`` starts it and stops it (both server kinds define ``start`` and ``stop``)."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class _FileServer(_Started):
     """What :class:`RangeServer` and :class:`HubServer` share: the HTTP server, counters, modes, file serving."""
 
     def __init__(self, mode: Mode = "normal", delay: float = 0.0) -> None:
@@ -328,14 +346,6 @@ class _FileServer:
         if thread is not None:
             thread.join(_JOIN_TIMEOUT_S)
         self._httpd = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:
@@ -956,7 +966,7 @@ class HubServer(_FileServer):
 # S3 through moto
 
 
-class S3Server:
+class S3Server(_Started):
     """moto's S3 in server mode on 127.0.0.1, in a thread of this process.
 
     moto keeps its state in module globals, so every moto server (and ``mock_aws``) of a process shares the same
@@ -1020,14 +1030,6 @@ class S3Server:
         with S3Server._running_lock:
             if S3Server._running is self:
                 S3Server._running = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def endpoint(self) -> str:
