@@ -22,6 +22,9 @@ import tempfile
 
 import pytest
 
+# The servers of the remote-storage tests (HTTP with Range, moto's S3, a stand-in Hub), for every test directory.
+from remote.fixtures import hub_server, range_server, s3_env, s3_server  # noqa: F401
+
 # The real-world corpus is other people's code (some of it named test_*.py): input to the corpus test, not tests.
 collect_ignore = ["corpus/files"]
 

@@ -15,9 +15,6 @@ import os
 
 import pytest
 
-# The servers of the remote-storage tests (HTTP with Range, moto's S3, a stand-in Hub) for test_remote.py.
-from remote.conftest import hub_server, range_server, s3_env, s3_server  # noqa: F401
-
 from . import ckpt_cases
 
 

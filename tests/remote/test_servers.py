@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from .conftest import HubServerFactory, RangeServerFactory
+from .fixtures import HubServerFactory, RangeServerFactory
 from .servers import (
     ByteRange,
     HubServer,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from typing import Any, Union
 
+from peftfix.checkpoint.errors import LocationError
+
 PathLike = Union[str, "os.PathLike[str]"]
 
 _backend: Any = None
@@ -34,9 +36,7 @@ def checkpoint_error() -> type[BaseException]:
 
 def readable_errors() -> tuple[type[BaseException], ...]:
     """What reading a checkpoint raises for bad input (never for a bug): PK000 material. A Hub id that cannot be
-    resolved (:class:`~peftfix.checkpoint.locate.LocationError`) is one too."""
-    from peftfix.checkpoint.locate import LocationError
-
+    resolved (:class:`~peftfix.checkpoint.errors.LocationError`) is one too."""
     return (checkpoint_error(), OSError, LocationError)
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import urlsplit
 
+from peftfix.checkpoint.errors import BaseNotFound, LocationError
+
 CONFIG_FILE = "adapter_config.json"
 # The files that make a directory an adapter or a base; a cached snapshot holding none of them is not used.
 CHECKPOINT_FILES = ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json")
@@ -30,20 +32,6 @@ MAX_CONFIG_BYTES = 64 * 1024 * 1024
 # huggingface_hub's repo id rule: one optional namespace, names of letters, digits, '-', '_', '.'.
 _REPO_ID = re.compile(r"^(?:[\w.-]+/)?[\w.-]+$")
 _TRUE = {"1", "ON", "YES", "TRUE"}
-
-
-class LocationError(ValueError):
-    """A checkpoint named by a Hub id that cannot be found: not cached while offline, no such repo or revision,
-    no access, the Hub unreachable. ``str()`` names the checkpoint and the reason."""
-
-    def __init__(self, spec: str, reason: str) -> None:
-        super().__init__(f"{spec}: {reason}")
-        self.path = spec
-        self.reason = reason
-
-
-class BaseNotFound(ValueError):
-    """The adapter does not say which base it needs, or the base it names is not here."""
 
 
 @dataclass(frozen=True)

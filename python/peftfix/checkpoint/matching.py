@@ -92,7 +92,7 @@ class BaseIndex:
     @property
     def from_cache(self) -> bool:
         """Whether the shard headers came from the base-index cache (no shard was read)."""
-        return bool(self._index.from_cache) if self._index is not None else False
+        return bool(getattr(self._index, "from_cache", False))
 
     @property
     def base_model_prefix(self) -> str:

@@ -392,7 +392,8 @@ def _module_of(key):
 class BaseIndex:
     """The base checkpoint's tensors and module tree, read once and checked against many adapters."""
 
-    def __init__(self, base, load_as="causal-lm"):
+    def __init__(self, base, load_as="causal-lm", cache_dir=None):
+        # ``cache_dir`` is accepted for the native API's shape; the reference reads every header, every time.
         if load_as not in LOAD_AS:
             raise ValueError(f"load_as must be one of {', '.join(LOAD_AS)}, not {load_as!r}")
         self.path = os.fspath(base)
@@ -1108,8 +1109,9 @@ def _check(base, adapter):
     return report
 
 
-def check_adapter(adapter, base, load_as="causal-lm"):
-    """Check one adapter against a base checkpoint (docs/keys.md); CheckpointError for unreadable files."""
+def check_adapter(adapter, base, load_as="causal-lm", cache_dir=None):
+    """Check one adapter against a base checkpoint (docs/keys.md); CheckpointError for unreadable files. Local files
+    only; ``cache_dir`` is ignored (see :class:`BaseIndex`)."""
     return BaseIndex(base, load_as).check(adapter)
 
 

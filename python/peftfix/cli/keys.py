@@ -20,7 +20,8 @@ import click
 
 from peftfix.checkpoint import LOAD_AS, BaseIndex, Report, write_remapped
 from peftfix.checkpoint.backend import readable_errors
-from peftfix.checkpoint.locate import BaseNotFound, base_named_by, hub_ref, is_url
+from peftfix.checkpoint.errors import BaseNotFound
+from peftfix.checkpoint.locate import base_named_by, hub_ref, is_url
 from peftfix.cli.common import emit, exit_status, format_option
 from peftfix.diagnostics import Report as Findings
 from peftfix.output.common import pluralize

@@ -1,5 +1,8 @@
 """Fixtures for the remote-storage tests: servers of ``servers.py`` started and stopped around tests.
 
+Registered once for the whole suite by the root ``tests/conftest.py`` (one moto server per process: its state is
+global), so the checkpoint tests and the server tests share them.
+
 - ``range_server(root, mode="normal", delay=0.0) -> RangeServer``: factory, each server stopped after the test.
 - ``hub_server(repos, token=None, *, mode="normal", delay=0.0, patch_hf=True) -> HubServer``: factory; with
   ``patch_hf`` the server also becomes ``huggingface_hub``'s endpoint for the test, online (see below).
@@ -20,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from .servers import HubServer, Mode, RangeServer, S3Server, loopback_no_proxy
+from remote.servers import HubServer, Mode, RangeServer, S3Server, loopback_no_proxy
 
 RangeServerFactory = Callable[..., RangeServer]
 HubServerFactory = Callable[..., HubServer]
