@@ -25,6 +25,8 @@ __all__ = [
     "find_candidates",
     "mentions",
     "read_header",
+    "read_small",
+    "set_http_token",
     "walk",
     "write_remapped",
 ]
@@ -231,5 +233,6 @@ def write_remapped(adapter: _Path, out: _Path, strip: str, add: str) -> int:
     """
 
 def read_header(path: _Path) -> list[tuple[str, str, list[int], int, int]]:
-    """The validated header of one safetensors file: ``(name, dtype, shape, begin, end)`` per tensor in file
-    order (offsets relative to the data section). Raises CheckpointError."""
+    """The validated header of one safetensors file (a local path or a URL, as in :func:`check_adapter`):
+    ``(name, dtype, shape, begin, end)`` per tensor in file order (offsets relative to the data section). Raises
+    CheckpointError."""
