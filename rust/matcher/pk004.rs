@@ -11,6 +11,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use memmap2::Mmap;
 use serde_json::json;
 
@@ -78,11 +79,19 @@ pub(super) fn check(ctx: &Context<'_>) -> Result<Vec<Finding>> {
     }])
 }
 
+/// Tensors closer than this in a remote file are read in one request (the bytes between
+/// them, usually the small lora_A of the same module, are read and ignored).
+const MERGE_GAP: u64 = 4096;
+/// The largest such shared request.
+const MAX_SPAN: u64 = 8 << 20;
+/// Requests of one adapter's zero check in flight at once.
+const IN_FLIGHT: usize = 8;
+
 /// Whether any of `tensors` of a remote file has a non-zero value. The bytes already
-/// fetched with the header are used first; the rest are fetched in batches that grow
-/// (1, 4, 16, ... tensors, each batch's ranges in flight together), so a trained adapter
-/// costs one small request and an untrained one few round trips. Only tensor bytes are
-/// asked for, never the A tensors between them.
+/// fetched with the header are used first; then the first remaining tensor alone (a
+/// trained adapter stops there, after one small request); then the rest, neighbours
+/// merged into shared requests ([`MERGE_GAP`], [`MAX_SPAN`]), [`IN_FLIGHT`] at a time in
+/// file order, stopping at the first non-zero tensor.
 async fn any_non_zero_remote(
     file: &RemoteFile,
     prefix: Option<&Bytes>,
@@ -104,25 +113,51 @@ async fn any_non_zero_remote(
             _ => remaining.push(tensor),
         }
     }
-    let mut batch = 1;
-    let mut at = 0;
-    while at < remaining.len() {
-        let chunk = &remaining[at..(at + batch).min(remaining.len())];
-        let fetches = chunk
-            .iter()
-            .map(|(range, _)| file.fetch_range(range.clone()));
-        let bytes = futures::future::try_join_all(fetches).await?;
-        if chunk
-            .iter()
-            .zip(&bytes)
-            .any(|((_, dtype), bytes)| !is_all_zero(bytes, *dtype))
-        {
-            return Ok(true);
+    remaining.sort_by_key(|(range, _)| (range.start, range.end));
+    let Some(((first_range, first_dtype), rest)) = remaining.split_first() else {
+        return Ok(false);
+    };
+    if !is_all_zero(&file.fetch_range(first_range.clone()).await?, *first_dtype) {
+        return Ok(true);
+    }
+    let spans = merge_spans(rest);
+    let mut reads = futures::stream::iter(spans.iter().map(|(span, members)| async move {
+        file.fetch_range(span.clone())
+            .await
+            .map(|bytes| (span.start, members, bytes))
+    }))
+    .buffered(IN_FLIGHT);
+    while let Some(read) = reads.next().await {
+        let (span_start, members, bytes) = read?;
+        for (range, dtype) in members.iter() {
+            let at = (range.start - span_start) as usize..(range.end - span_start) as usize;
+            if !is_all_zero(bytes.get(at).unwrap_or(&[]), *dtype) {
+                return Ok(true);
+            }
         }
-        at += chunk.len();
-        batch *= 4;
     }
     Ok(false)
+}
+
+/// Tensors (sorted by offset) grouped into requests: a span of the file and its tensors.
+fn merge_spans<'a>(
+    tensors: &[&'a (Range<u64>, Dtype)],
+) -> Vec<(Range<u64>, Vec<&'a (Range<u64>, Dtype)>)> {
+    let mut spans: Vec<(Range<u64>, Vec<&(Range<u64>, Dtype)>)> = Vec::new();
+    for &tensor in tensors {
+        let range = &tensor.0;
+        match spans.last_mut() {
+            Some((span, members))
+                if range.start <= span.end.saturating_add(MERGE_GAP)
+                    && range.end.max(span.end) - span.start <= MAX_SPAN =>
+            {
+                span.end = span.end.max(range.end);
+                members.push(tensor);
+            }
+            _ => spans.push((range.clone(), vec![tensor])),
+        }
+    }
+    spans
 }
 
 /// Bytes OR-ed together before each early-exit test.
@@ -219,6 +254,26 @@ mod tests {
     use super::*;
     use crate::checkpoint::LoadAs;
     use crate::test_support::{fixture, qv_tensors, CONFIG_QV};
+
+    #[test]
+    fn neighbouring_tensors_share_a_request_and_distant_ones_do_not() {
+        let tensors: Vec<(Range<u64>, Dtype)> = vec![
+            (0..64, Dtype::F32),
+            (128..192, Dtype::F32), // 64 bytes after the first: merged
+            (192 + 5000..192 + 5064, Dtype::F32), // 5000 bytes after: a new request
+            (MAX_SPAN..MAX_SPAN + 8, Dtype::F32), // would make the span too long: a new request
+        ];
+        let refs: Vec<&(Range<u64>, Dtype)> = tensors.iter().collect();
+        let spans = merge_spans(&refs);
+        let shapes: Vec<(Range<u64>, usize)> = spans
+            .iter()
+            .map(|(span, members)| (span.clone(), members.len()))
+            .collect();
+        assert_eq!(
+            shapes,
+            [(0..192, 2), (5192..5256, 1), (MAX_SPAN..MAX_SPAN + 8, 1)]
+        );
+    }
 
     #[test]
     fn zero_lora_b_is_pk004() {

@@ -137,6 +137,40 @@ def test_an_untrained_remote_adapter_is_pk004_reading_only_its_b_tensors(large):
     assert adapter_file.stat().st_size > PREFIX + all_b
 
 
+def test_an_untrained_adapter_with_thousands_of_b_tensors_is_pk004_in_few_requests(tmp_path, monkeypatch):
+    """Regression: the zero check sent one request per lora_B tensor, thousands in flight at once (a per-expert
+    adapter has tens of thousands), and timed out. Neighbouring B tensors are now read in shared requests, a few in
+    flight at a time."""
+    monkeypatch.setenv("PEFTFIX_TIMEOUT", "30")
+    adapter = tmp_path / "experts"
+    adapter.mkdir()
+    tensors = {}
+    for expert in range(3000):
+        key = f"base_model.model.model.layers.0.mlp.experts.{expert}.down_proj"
+        tensors[f"{key}.lora_A.weight"] = np.ones((2, 8), np.float32)
+        tensors[f"{key}.lora_B.weight"] = np.zeros((8, 2), np.float32)
+    save_file(tensors, str(adapter / "adapter_model.safetensors"))
+    (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 2}))
+    base = tmp_path / "base"
+    base.mkdir()
+    save_file(
+        {f"model.layers.0.mlp.experts.{e}.down_proj.weight": np.zeros((8, 8), np.float32) for e in range(3000)},
+        str(base / "model.safetensors"),
+    )
+    local = check_adapter(adapter, base, cache=False)
+    assert local.codes == ["PK004"]
+    with RangeServer(tmp_path) as server:
+        started = time.monotonic()
+        report = check_adapter(f"{server.url}/experts", f"{server.url}/base", cache=False)
+        elapsed = time.monotonic() - started
+        adapter_gets = [
+            r for r in server.requests if r[0] == "GET" and r[1].endswith("/experts/adapter_model.safetensors")
+        ]
+    assert report.codes == ["PK004"], report.findings
+    assert elapsed < 10
+    assert len(adapter_gets) < 50, len(adapter_gets)
+
+
 def _pk000(report) -> dict:
     assert report.codes == ["PK000"], report.findings
     return report.findings[0].details

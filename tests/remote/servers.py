@@ -230,6 +230,9 @@ class _HTTPServer(ThreadingHTTPServer):
     """``ThreadingHTTPServer`` on 127.0.0.1 that tracks its connections and handler threads, to stop cleanly."""
 
     daemon_threads = True
+    # socketserver's default backlog of 5 drops connection attempts when a client opens many at once (a fleet's
+    # concurrent reads); the client then waits out TCP's SYN retries.
+    request_queue_size = 1024
 
     def __init__(self, owner: _FileServer) -> None:
         self.owner = owner
