@@ -95,10 +95,10 @@ const IN_FLIGHT: usize = 8;
 async fn any_non_zero_remote(
     file: &RemoteFile,
     prefix: Option<&Bytes>,
-    tensors: &[(Range<u64>, Dtype)],
+    tensors: &[TensorBytes],
 ) -> Result<bool> {
     let fetched = prefix.map_or(0, |bytes| bytes.len() as u64);
-    let mut remaining: Vec<&(Range<u64>, Dtype)> = Vec::new();
+    let mut remaining: Vec<&TensorBytes> = Vec::new();
     for tensor in tensors {
         let (range, dtype) = tensor;
         match prefix {
@@ -139,11 +139,14 @@ async fn any_non_zero_remote(
     Ok(false)
 }
 
-/// Tensors (sorted by offset) grouped into requests: a span of the file and its tensors.
-fn merge_spans<'a>(
-    tensors: &[&'a (Range<u64>, Dtype)],
-) -> Vec<(Range<u64>, Vec<&'a (Range<u64>, Dtype)>)> {
-    let mut spans: Vec<(Range<u64>, Vec<&(Range<u64>, Dtype)>)> = Vec::new();
+/// A tensor's bytes in the file and its dtype.
+type TensorBytes = (Range<u64>, Dtype);
+/// One request: a span of the file and the tensors inside it.
+type Span<'a> = (Range<u64>, Vec<&'a TensorBytes>);
+
+/// Tensors (sorted by offset) grouped into requests.
+fn merge_spans<'a>(tensors: &[&'a TensorBytes]) -> Vec<Span<'a>> {
+    let mut spans: Vec<Span<'a>> = Vec::new();
     for &tensor in tensors {
         let range = &tensor.0;
         match spans.last_mut() {
