@@ -4,6 +4,7 @@ reference (peftfix.checkpoint.reference) and beside the physical limit of the sa
     python benches/run.py            # full sizes, median of 3 runs (a few minutes on 2 cores)
     python benches/run.py --quick    # small sizes, 1 run, under a minute: the CI smoke test
     python benches/run.py --runs 5 --only keys-deepseek,header-parse
+    python benches/run.py --only keys-remote   # the fleet read over HTTP (tests/remote/servers.py's RangeServer)
 
 Workloads are generated into a temporary directory (valid safetensors files; one shard and one adapter are
 opened with the real `safetensors` library first). Both implementations must report the same findings before
@@ -13,6 +14,7 @@ anything is timed. Prints one table and writes benches/results/latest.json and l
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import os
 import platform
@@ -33,7 +35,18 @@ import workloads  # noqa: E402
 # The plain-Python reference, run as its own process like peftfix (python -m peftfix.checkpoint.reference).
 REFERENCE = "peftfix.checkpoint.reference"
 EXAMPLES = ROOT / "examples"
-WORKLOADS = ("keys-deepseek", "keys-fleet", "header-parse", "source-tree", "source-corpus", "verify-cpu")
+WORKLOADS = (
+    "keys-deepseek",
+    "keys-fleet",
+    "keys-remote",
+    "header-parse",
+    "source-tree",
+    "source-corpus",
+    "verify-cpu",
+)
+KEYS_WORKLOADS = {"keys-deepseek", "keys-fleet", "keys-remote", "header-parse"}  # these need build_checkpoints
+REMOTE_FLEET = 20  # keys-remote: the first adapters of the keys-fleet fleet (all of them in quick mode)
+NOT_IN_QUICK: set[str] = set()  # workloads a plain `--quick` run (the CI smoke test) leaves out
 CORPUS = ROOT / "tests" / "corpus" / "files"
 FULL = {"layers": workloads.LAYERS, "fleet": 50, "files": 5000, "runs": 3, "reference_fleet_runs": 1, "copies": 10}
 QUICK = {"layers": 8, "fleet": 5, "files": 500, "runs": 1, "reference_fleet_runs": 1, "copies": 2}
@@ -87,6 +100,23 @@ def peftfix_cmd(*args: str) -> list[str]:
 def header_len(path: Path) -> int:
     with open(path, "rb") as handle:
         return int.from_bytes(handle.read(8), "little")
+
+
+def read_header_bytes(path: str) -> None:
+    """The raw read of a safetensors header (open, the 8 length bytes, the N JSON bytes): the limit of a scan."""
+    with open(path, "rb") as handle:
+        handle.read(int.from_bytes(handle.read(8), "little"))
+
+
+def timed(fn, count: int) -> float:
+    """Median seconds of ``count`` calls of ``fn`` after one untimed call (page cache warm, imports done)."""
+    fn()
+    out = []
+    for _ in range(count):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return median(out)
 
 
 # --- workload generation ------------------------------------------------------------------------------------------
@@ -234,6 +264,21 @@ def codes_of_reference(output: str) -> list[tuple[str, str]]:
     return sorted((r["adapter"].rstrip("/").split("/")[-1], f["code"]) for r in reports for f in r["findings"])
 
 
+def keys_cli_pair(label: str, adapters: list, base: Path, runs: int, reference_runs: int, *options: str):
+    """`peftfix keys ADAPTER... --base BASE --format json` (one untimed run first, then ``runs``) and the reference
+    process on the same files (``reference_runs``); every run of either must report the same findings.
+    Returns (findings as (adapter name, code) pairs, peftfix's run_child results, the reference's)."""
+    ours = peftfix_cmd("keys", *map(str, adapters), "--base", str(base), *options, "--format", "json")
+    theirs = [sys.executable, "-m", REFERENCE, *map(str, adapters), "--base", str(base)]
+    found = codes_of_peftfix(run_child(ours)[1])
+    our_runs = [run_child(ours) for _ in range(runs)]
+    their_runs = [run_child(theirs) for _ in range(reference_runs)]
+    for ran, codes_of in ((our_runs, codes_of_peftfix), (their_runs, codes_of_reference)):
+        for _, output, _ in ran:
+            assert codes_of(output) == found, f"{label}: peftfix {found} != {codes_of(output)}"
+    return found, our_runs, their_runs
+
+
 def bench_keys_deepseek(ckpt: dict, runs: int) -> list[dict]:
     keys = header_keys(ckpt["clean"] / "adapter_model.safetensors")
     rows = []
@@ -241,14 +286,8 @@ def bench_keys_deepseek(ckpt: dict, runs: int) -> list[dict]:
         ("clean", ckpt["clean"], []),
         ("`_orig_mod.` prefix", ckpt["orig_mod"], ["PK001"]),
     ):
-        ours = peftfix_cmd("keys", str(adapter), "--base", str(ckpt["base"]), "--format", "json")
-        theirs = [sys.executable, "-m", REFERENCE, str(adapter), "--base", str(ckpt["base"])]
-        _, out, _ = run_child(ours)
-        _, ref, _ = run_child(theirs)
-        found, ref_found = codes_of_peftfix(out), codes_of_reference(ref)
-        assert found == ref_found, f"keys-deepseek {label}: peftfix {found} != reference {ref_found}"
+        found, our_runs, their_runs = keys_cli_pair(f"keys-deepseek {label}", [adapter], ckpt["base"], runs, runs)
         assert [code for _, code in found] == expected, (label, found)
-        our_runs, their_runs = [run_child(ours) for _ in range(runs)], [run_child(theirs) for _ in range(runs)]
         ours_s, theirs_s = median([r[0] for r in our_runs]), median([r[0] for r in their_runs])
         rows.append(
             {
@@ -276,55 +315,99 @@ def header_keys(path: Path) -> int:
         return len(json.loads(handle.read(length))) - 1
 
 
-def fleet_worker(impl: str, base: str, adapters: list[str], runs: int) -> None:
-    """In a child process (own peak RSS): index the base once, check the fleet `runs` times, print JSON."""
+def fleet_worker(impl: str, base: str, adapters: list[str], runs: int, options: dict) -> None:
+    """In a child process (own peak RSS): index the base, check the fleet `runs` times, print JSON.
+
+    ``options``: ``cache`` (peftfix: BaseIndex's ``cache`` argument; absent: its default), ``reopen`` (index the
+    base again before every run, timed apart from the check; otherwise once)."""
     if impl == "peftfix":
         from peftfix.checkpoint import BaseIndex
 
-        start = time.perf_counter()
-        index = BaseIndex(base)
-        index_s = time.perf_counter() - start
-        times, reports = [], None
-        for _ in range(runs):
-            start = time.perf_counter()
-            reports = index.check_many(adapters)
-            times.append(time.perf_counter() - start)
-        codes = [sorted(report.codes) for report in reports]
-        keys = sum(report.counts["adapter_tensors"] for report in reports)
+        def open_index():
+            index = BaseIndex(base, **{key: options[key] for key in ("cache",) if key in options})
+            if index.error is not None:
+                raise SystemExit(f"fleet worker: base {base} unreadable: {index.error}")
+            return index
+
+        def codes_of(report) -> list[str]:
+            return sorted(report.codes)
+
+        def keys_of(report) -> int:
+            return report.counts["adapter_tensors"]
+
+        def unreadable(report) -> list[str]:
+            return [finding.message for finding in report.findings if finding.code == "PK000"]
     else:
         from peftfix.checkpoint import reference as reference_matcher
 
-        start = time.perf_counter()
-        index = reference_matcher.BaseIndex(base)
-        index_s = time.perf_counter() - start
-        times, reports = [], None
-        for _ in range(runs):
+        def open_index():
+            return reference_matcher.BaseIndex(base)
+
+        def codes_of(report) -> list[str]:
+            return sorted(f["code"] for f in report["findings"])
+
+        def keys_of(report) -> int:
+            return report["counts"]["adapter_tensors"]
+
+        def unreadable(report) -> list[str]:
+            return [finding["message"] for finding in report["findings"] if finding["code"] == "PK000"]
+
+    index, index_times, from_cache, times, reports, failed = None, [], [], [], [], []
+    for _ in range(runs):
+        if index is None or options.get("reopen"):
             start = time.perf_counter()
-            reports = index.check_many(adapters)
-            times.append(time.perf_counter() - start)
-        codes = [sorted(f["code"] for f in report["findings"]) for report in reports]
-        keys = sum(report["counts"]["adapter_tensors"] for report in reports)
-    print(json.dumps({"index_s": index_s, "times": times, "codes": codes, "keys": keys}))
+            index = open_index()
+            index_times.append(time.perf_counter() - start)
+            from_cache.append(bool(getattr(index, "from_cache", False)))
+        start = time.perf_counter()
+        reports = index.check_many(adapters)
+        times.append(time.perf_counter() - start)
+        failed = [message for report in reports for message in unreadable(report)]
+        if failed:  # the parent's parity check fails on these: no use timing more runs
+            break
+    result = {
+        "index_s": index_times[0],
+        "index_times": index_times,
+        "from_cache": from_cache,
+        "times": times,
+        "codes": [codes_of(report) for report in reports],
+        "keys": sum(keys_of(report) for report in reports),
+        "pk000": failed,
+    }
+    print(json.dumps(result))
+
+
+def run_fleet_worker(impl: str, base: str, adapters: list[str], runs: int, **options) -> tuple[dict, int]:
+    """fleet_worker in a child process: (its result, its peak RSS in bytes)."""
+    command = [sys.executable, __file__, "--fleet-worker", impl, base, str(runs), json.dumps(options), *adapters]
+    _, out, rss = run_child(command, ok=(0,))
+    return json.loads(out), rss
+
+
+def assert_fleet_codes(label: str, codes: list[list[str]], planted: dict) -> None:
+    """The planted bugs are found where they were planted, and nothing else anywhere."""
+    for spot, (kind, expected) in planted.items():
+        assert sorted(codes[spot]) == sorted(expected), (label, spot, kind, codes[spot])
+    clean = [found for spot, found in enumerate(codes) if spot not in planted]
+    assert all(found == [] for found in clean), (label, clean)
+
+
+def planted_findings(codes: list[list[str]], planted: dict) -> list[str]:
+    return [f"#{spot}: {'+'.join(codes[spot])}" for spot in sorted(planted)]
 
 
 def bench_keys_fleet(ckpt: dict, runs: int, reference_runs: int) -> list[dict]:
     adapters = [str(path) for path in ckpt["fleet"]]
     base = str(ckpt["base"])
-    results = {}
-    for impl, count in (("peftfix", runs), ("reference", reference_runs)):
-        _, out, rss = run_child(
-            [sys.executable, __file__, "--fleet-worker", impl, base, str(count), *adapters], ok=(0,)
-        )
-        results[impl] = (json.loads(out), rss)
+    results = {
+        impl: run_fleet_worker(impl, base, adapters, count)
+        for impl, count in (("peftfix", runs), ("reference", reference_runs))
+    }
     ours, theirs = results["peftfix"][0], results["reference"][0]
     assert ours["codes"] == theirs["codes"], f"keys-fleet: peftfix {ours['codes']} != reference {theirs['codes']}"
-    for spot, (kind, expected) in ckpt["planted"].items():
-        assert sorted(ours["codes"][spot]) == sorted(expected), (spot, kind, ours["codes"][spot])
-    clean = [codes for spot, codes in enumerate(ours["codes"]) if spot not in ckpt["planted"]]
-    assert all(codes == [] for codes in clean), clean
+    assert_fleet_codes("keys-fleet", ours["codes"], ckpt["planted"])
     ours_s, theirs_s = median(ours["times"]), median(theirs["times"])
     keys = ours["keys"]
-    found = [f"#{spot}: {'+'.join(ours['codes'][spot])}" for spot in sorted(ckpt["planted"])]
     rate = keys / ours_s
     return [
         {
@@ -332,7 +415,7 @@ def bench_keys_fleet(ckpt: dict, runs: int, reference_runs: int) -> list[dict]:
             "case": f"{len(adapters)} adapters, {keys:,} keys, base indexed once "
             f"(peftfix {ours['index_s']:.2f} s, reference {theirs['index_s']:.2f} s, not counted); "
             f"reference: median of {reference_runs} run(s), full fleet",
-            "findings": found,
+            "findings": planted_findings(ours["codes"], ckpt["planted"]),
             "peftfix_s": ours_s,
             "reference_s": theirs_s,
             "rate": rate,
@@ -347,6 +430,139 @@ def bench_keys_fleet(ckpt: dict, runs: int, reference_runs: int) -> list[dict]:
     ]
 
 
+def per_run_totals(result: dict) -> list[float]:
+    """Seconds of each run of a ``reopen`` fleet worker: indexing the base plus checking the fleet."""
+    return [index_s + check_s for index_s, check_s in zip(result["index_times"], result["times"], strict=True)]
+
+
+def bench_keys_remote(root: Path, ckpt: dict, runs: int, reference_runs: int) -> list[dict]:
+    """The first REMOTE_FLEET adapters of the fleet: in-process beside the bare header scan, the CLI beside the
+    reference, then base and adapters behind tests/remote/servers.py's RangeServer, without and with the
+    base-index cache (PEFTFIX_CACHE_DIR, set by main to a fresh directory)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from remote.servers import RangeServer, loopback_no_proxy
+
+    fleet = ckpt["fleet"][:REMOTE_FLEET]
+    planted = {spot: bug for spot, bug in ckpt["planted"].items() if spot < len(fleet)}
+    adapters, base = [str(path) for path in fleet], str(ckpt["base"])
+    files = [str(path / "adapter_model.safetensors") for path in fleet]
+    scan_bytes = sum(8 + header_len(Path(path)) for path in files)
+    workers = len(os.sched_getaffinity(0))
+
+    local, local_rss = run_fleet_worker("peftfix", base, adapters, runs, cache=False, reopen=True)
+    assert_fleet_codes("keys-remote", local["codes"], planted)
+    found = planted_findings(local["codes"], planted)
+    keys = local["keys"]
+    from peftfix import _native
+
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        raw_s = timed(lambda: list(pool.map(read_header_bytes, files)), max(runs, 3))
+    # The bare header scan: the same files' headers read and validated natively on all cores, nothing kept.
+    scan_s = timed(lambda: _native.scan_headers(files), max(runs, 3))
+    check_s, local_s = median(local["times"]), median(per_run_totals(local))
+
+    cli_found, cli_runs, ref_runs = keys_cli_pair(
+        "keys-remote CLI", fleet, ckpt["base"], runs, reference_runs, "--no-cache"
+    )
+    in_process = sorted((fleet[spot].name, code) for spot, codes in enumerate(local["codes"]) for code in codes)
+    assert cli_found == in_process, f"keys-remote: CLI {cli_found} != in-process {in_process}"
+    cli_s, ref_s = median([r[0] for r in cli_runs]), median([r[0] for r in ref_runs])
+
+    def remote_run(label: str, *args, **options) -> tuple[dict, int]:
+        result, rss = run_fleet_worker("peftfix", *args, **options)
+        assert result["codes"] == local["codes"], (
+            f"keys-remote {label}: {result['codes']} != local {local['codes']} {result['pk000']}"
+        )
+        return result, rss
+
+    os.environ.update(loopback_no_proxy())  # the workers' HTTP client must not send 127.0.0.1 to a proxy
+    with RangeServer(root) as server:
+
+        def url(path: Path) -> str:
+            return f"{server.url}/{path.relative_to(root).as_posix()}"
+
+        urls, base_url = [url(path) for path in fleet], url(ckpt["base"])
+        server.reset()
+        remote, remote_rss = remote_run("remote", base_url, urls, runs, cache=False, reopen=True)
+        served, requests = server.bytes_sent / runs, len(server.requests) / runs
+        warm, _ = remote_run("remote, warming the cache", base_url, urls, 1, cache=True, reopen=True)
+        server.reset()
+        cached, cached_rss = remote_run("remote, cached", base_url, urls, runs, cache=True, reopen=True)
+        cached_served = server.bytes_sent / runs
+        shard_prefix = "/" + ckpt["base"].relative_to(root).as_posix() + "/"
+        shard_reads = [
+            r
+            for r in server.requests
+            if r.method == "GET" and r.path.startswith(shard_prefix) and r.path.endswith(".safetensors")
+        ]
+    assert warm["from_cache"] == [False] and not any(remote["from_cache"]), "keys-remote: a cache hit without a cache"
+    assert all(cached["from_cache"]), f"keys-remote: cached runs read the base ({cached['from_cache']})"
+    remote_s, cached_s = median(per_run_totals(remote)), median(per_run_totals(cached))
+    full = keys >= 1_000_000  # the targets are judged on the full fleet only
+    fleet_text = f"{len(fleet)} adapters, {keys:,} keys, {scan_bytes / 1e6:.0f} MB of adapter headers"
+    rows = [
+        {
+            "case": f"{fleet_text}: `BaseIndex(base, cache=False).check_many` in a child process, base indexed "
+            f"before each run (median {median(local['index_times']):.3f} s, not counted); other: the bare header "
+            f"scan, `_native.scan_headers` (read + validate, nothing kept) of the same files on {workers} cores "
+            f"(the raw read of those 8+N bytes alone: {raw_s:.3f} s, {scan_bytes / raw_s / 1e6:,.0f} MB/s)",
+            "peftfix_s": check_s,
+            "reference_s": scan_s,
+            "rate": scan_bytes / check_s / 1e6,
+            "reference_rate": scan_bytes / scan_s / 1e6,
+            "unit": "MB/s",
+            "ratio": check_s / scan_s,
+            "target": "in-process <= 1.5x the bare header scan",
+            "met": check_s <= 1.5 * scan_s if full else None,
+            "peftfix_rss_mib": mib(local_rss),
+        },
+        {
+            "case": f"the same fleet, CLI end to end: `peftfix keys` on {len(fleet)} adapters `--no-cache "
+            f"--format json`; other: the reference process (median of {reference_runs} run(s))",
+            "peftfix_s": cli_s,
+            "reference_s": ref_s,
+            "rate": keys / cli_s,
+            "reference_rate": keys / ref_s,
+            "unit": "keys/s",
+            "ratio": ref_s / cli_s,
+            "target": "CLI >= 20x the plain-Python reference",
+            "met": ref_s >= 20 * cli_s if full else None,
+            "peftfix_rss_mib": mib(max(r[2] for r in cli_runs)),
+            "reference_rss_mib": mib(max(r[2] for r in ref_runs)),
+        },
+        {
+            "case": f"the same fleet in-process, base and adapters over HTTP (RangeServer on 127.0.0.1), "
+            f"cache=False, index + check timed ({served / 1e6:.1f} MB served in {requests:.0f} requests per run); "
+            "other: the local run of row 1, index + check",
+            "peftfix_s": remote_s,
+            "reference_s": local_s,
+            "rate": keys / remote_s,
+            "reference_rate": keys / local_s,
+            "unit": "keys/s",
+            "ratio": remote_s / local_s,
+            "target": "remote <= 2x local",
+            "met": remote_s <= 2 * local_s if full else None,
+            "peftfix_rss_mib": mib(remote_rss),
+            "reference_rss_mib": mib(local_rss),
+        },
+        {
+            "case": f"the same remote run with the base-index cache (warmed by an untimed run): {len(shard_reads)} "
+            f"shard headers read, {cached_served / 1e6:.1f} MB served per run; other: the uncached remote run",
+            "peftfix_s": cached_s,
+            "reference_s": remote_s,
+            "rate": keys / cached_s,
+            "reference_rate": keys / remote_s,
+            "unit": "keys/s",
+            "ratio": cached_s / remote_s,
+            "target": "cached: no shard header read",
+            "met": not shard_reads,
+            "peftfix_rss_mib": mib(cached_rss),
+            "reference_rss_mib": mib(remote_rss),
+        },
+    ]
+    return [{"workload": "keys-remote", "findings": found, **row} for row in rows]
+
+
 def bench_header_parse(ckpt: dict, runs: int) -> list[dict]:
     from peftfix import _native
     from peftfix.checkpoint import reference as reference_matcher
@@ -357,8 +573,7 @@ def bench_header_parse(ckpt: dict, runs: int) -> list[dict]:
 
     def raw():
         for path in paths:
-            with open(path, "rb") as handle:
-                handle.read(int.from_bytes(handle.read(8), "little"))
+            read_header_bytes(path)
 
     def native_read_header():
         for path in paths:
@@ -370,15 +585,6 @@ def bench_header_parse(ckpt: dict, runs: int) -> list[dict]:
 
     base = str(ckpt["base"])
     base_bytes = sum(8 + header_len(path) for path in files[:-1])
-
-    def timed(fn, count):
-        fn()  # page cache warm, imports done
-        out = []
-        for _ in range(count):
-            start = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - start)
-        return median(out)
 
     raw_s = timed(raw, max(runs, 3))
     rows = []
@@ -740,7 +946,8 @@ def markdown(rows, meta) -> str:
         "",
         '"other" is the plain-Python reference (peftfix.checkpoint.reference) for the key workloads, the '
         "plain-Python reference's `read_header`/`BaseIndex` for header-parse (the raw read limit in brackets), "
-        "the same CLI with the pre-filter off for source-tree, and for source-corpus what each row names.",
+        "the same CLI with the pre-filter off for source-tree, and for keys-remote and source-corpus what each row "
+        "names.",
         "",
         "| " + " | ".join(HEADERS) + " |",
         "|" + "---|" * len(HEADERS),
@@ -752,8 +959,8 @@ def markdown(rows, meta) -> str:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--fleet-worker":
-        impl, base, runs, *adapters = sys.argv[2:]
-        return fleet_worker(impl, base, adapters, int(runs))
+        impl, base, runs, options, *adapters = sys.argv[2:]
+        return fleet_worker(impl, base, adapters, int(runs), json.loads(options))
     if len(sys.argv) > 1 and sys.argv[1] == "--cli-no-prefilter":
         return cli_no_prefilter(sys.argv[2:])
     if len(sys.argv) > 1 and sys.argv[1] == "--bare-parse":
@@ -768,7 +975,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = dict(QUICK if args.quick else FULL)
     runs = args.runs or sizes["runs"]
-    only = set(args.only.split(",")) if args.only else set(WORKLOADS)
+    only = set(args.only.split(",")) if args.only else set(WORKLOADS) - (NOT_IN_QUICK if args.quick else set())
     unknown = only - set(WORKLOADS)
     if unknown:
         parser.error(f"unknown workload(s): {', '.join(sorted(unknown))}")
@@ -776,7 +983,9 @@ def main() -> None:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="peftfix-bench-") as temp:
         root = Path(temp)
-        if only & {"keys-deepseek", "keys-fleet", "header-parse"}:
+        # Every `peftfix keys` run of this process and its children (cache on by default) uses a fresh cache.
+        os.environ["PEFTFIX_CACHE_DIR"] = str(root / "base-index-cache")
+        if only & KEYS_WORKLOADS:
             t = time.perf_counter()
             ckpt = build_checkpoints(root, sizes)
             tensors = sum(
@@ -788,12 +997,11 @@ def main() -> None:
                 f"safetensors opens {check_with_safetensors(ckpt)}",
                 flush=True,
             )
+        reference_runs = runs if args.runs else sizes["reference_fleet_runs"]
         steps = [
             ("keys-deepseek", lambda: bench_keys_deepseek(ckpt, runs)),
-            (
-                "keys-fleet",
-                lambda: bench_keys_fleet(ckpt, runs, sizes["reference_fleet_runs"] if not args.runs else runs),
-            ),
+            ("keys-fleet", lambda: bench_keys_fleet(ckpt, runs, reference_runs)),
+            ("keys-remote", lambda: bench_keys_remote(root, ckpt, runs, reference_runs)),
             ("header-parse", lambda: bench_header_parse(ckpt, runs)),
             ("source-tree", lambda: bench_source_tree(root, sizes["files"], runs)),
             ("source-corpus", lambda: bench_source_corpus(root, sizes["copies"], runs)),

@@ -229,6 +229,26 @@ fn check_adapter_py<'py>(
     report_to_py(py, &report)
 }
 
+/// scan_headers(paths) -> int
+///
+/// Reads and validates the header of every local file, in parallel, keeping nothing: the
+/// total number of tensors. The bare header scan the checks are measured against; raises
+/// CheckpointError for the first unreadable file.
+#[pyfunction]
+#[pyo3(name = "scan_headers")]
+fn scan_headers_py(py: Python<'_>, paths: Vec<PathBuf>) -> PyResult<usize> {
+    use rayon::prelude::*;
+    py.detach(|| {
+        paths
+            .par_iter()
+            .map_init(safetensors::Header::default, |header, path| {
+                header.read_from(path).map(|()| header.tensors().len())
+            })
+            .try_reduce(|| 0, |a, b| Ok(a + b))
+    })
+    .map_err(|err| checkpoint_err(py, err))
+}
+
 /// read_small(path, limit) -> bytes
 ///
 /// A small file (a config) whole, local or remote; CheckpointError when it is missing,
@@ -412,6 +432,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(read_header_py, module)?)?;
     module.add_function(wrap_pyfunction!(set_http_token_py, module)?)?;
     module.add_function(wrap_pyfunction!(read_small_py, module)?)?;
+    module.add_function(wrap_pyfunction!(scan_headers_py, module)?)?;
     module.add_class::<PyBaseIndex>()?;
     Ok(())
 }

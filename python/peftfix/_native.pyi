@@ -26,6 +26,7 @@ __all__ = [
     "mentions",
     "read_header",
     "read_small",
+    "scan_headers",
     "set_http_token",
     "walk",
     "write_remapped",
@@ -209,6 +210,11 @@ class BaseIndex:
     @property
     def from_cache(self) -> bool:
         """Whether the shard headers came from the index cache (no shard was read)."""
+
+def scan_headers(paths: Sequence[_Path]) -> int:
+    """Read and validate the header of every local file in parallel (all cores), keeping nothing: the total number of
+    tensors. The bare header scan the checks are measured against. Raises CheckpointError for the first unreadable
+    file."""
 
 def read_small(path: _Path, limit: int) -> bytes:
     """A small file (a config) whole, local or remote; CheckpointError when it is missing, unreadable, or over

@@ -398,3 +398,14 @@ def test_native_agrees_on_every_unit_case(reference, native_header, scratch, nam
     assert outcome(native_header, path) == outcome(reference, path) or (
         outcome(native_header, path)[0] == outcome(reference, path)[0] == "error"
     )
+
+
+def test_scan_headers_counts_every_tensor_and_names_the_first_bad_file(native, checkpoints):
+    """The bare header scan: every file's header validated, nothing kept, the tensor total returned."""
+    files = sorted(str(path) for path in Path(checkpoints.bases["llama"]).glob("*.safetensors"))
+    expected = sum(len(native.read_header(path)) for path in files)
+    assert native.scan_headers(files) == expected > 0
+    broken = str(checkpoints.adapters["truncated"] / "adapter_model.safetensors")
+    with pytest.raises(native.CheckpointError) as caught:
+        native.scan_headers([*files, broken])
+    assert caught.value.path == broken
