@@ -67,6 +67,32 @@ def _forms(backend: str, checkpoints, request) -> str:
     return f"s3://{BUCKET}"
 
 
+def _hub_id(path: str, cache: Path, repo: str) -> str:
+    """``path`` (a directory, or a file in one) laid out as Hub repo ``repo`` in the HF cache: its hf:// id, with the
+    file as a subfolder path when ``path`` is a file."""
+    source = Path(path)
+    directory = source if source.is_dir() else source.parent
+    lay_out_hf_cache(cache, repo, directory)
+    return f"hf://{repo}" if source.is_dir() else f"hf://{repo}/{source.name}"
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_case_from_the_hf_cache_reports_what_the_local_run_reports(checkpoints, tmp_path, monkeypatch, name):
+    """Every case with adapter and base as Hub repos in the local cache (offline), files as subfolder paths."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hf-cache"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    case = CASES_BY_NAME[name]
+    adapter, base = checkpoints.adapter_path(case), checkpoints.base_path(case)
+    local = check_adapter(adapter, base, load_as=case.load_as, cache=False)
+    hub = check_adapter(
+        _hub_id(adapter, cache, "org/adapter"), _hub_id(base, cache, "org/base"), load_as=case.load_as, cache=False
+    )
+    assert _summary(hub) == _summary(local)
+
+
 @pytest.mark.parametrize("backend", ["http", "s3"])
 @pytest.mark.parametrize("name", CASE_NAMES)
 def test_remote_case_reports_what_the_local_run_reports(checkpoints, request, backend, name):
