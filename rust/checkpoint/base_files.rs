@@ -38,8 +38,12 @@ pub struct BaseFiles {
 
 /// The files of a base: one safetensors file, or an index (its bytes read) and shards.
 enum Layout {
-    Single(Location),
-    Sharded { index: Location, bytes: Vec<u8> },
+    /// One file, and its header when finding the file meant reading it (a remote directory).
+    Single(Location, Option<Header>),
+    Sharded {
+        index: Location,
+        bytes: Vec<u8>,
+    },
 }
 
 /// The shards an index names, and the tensors it places in each.
@@ -54,7 +58,7 @@ struct ShardPlan<'a> {
 pub fn read_base(location: &Location, cache: Option<&IndexCache>) -> Result<BaseFiles> {
     let layout = layout(location)?;
     let (index, plan) = match &layout {
-        Layout::Single(file) => (
+        Layout::Single(file, _) => (
             None,
             ShardPlan {
                 files: vec![file.clone()],
@@ -78,7 +82,10 @@ pub fn read_base(location: &Location, cache: Option<&IndexCache>) -> Result<Base
             });
         }
     }
-    let shards = read_shards(&plan)?;
+    let shards = match layout {
+        Layout::Single(_, Some(header)) => vec![header],
+        _ => read_shards(&plan)?,
+    };
     if let (Some(cache), Some(identity)) = (cache, &identity) {
         cache.store(identity, &shards);
     }
@@ -122,7 +129,7 @@ fn local_layout(path: &Path) -> Result<Layout> {
         // names it instead of saying the checkpoint is missing.
         let single = path.join(SINGLE_FILE);
         if single.exists() {
-            return Ok(Layout::Single(Location::Local(single)));
+            return Ok(Layout::Single(Location::Local(single), None));
         }
         let index = path.join(INDEX_FILE);
         if index.exists() {
@@ -133,7 +140,7 @@ fn local_layout(path: &Path) -> Result<Layout> {
     if path.extension().is_some_and(|ext| ext == "json") {
         return sharded(path);
     }
-    Ok(Layout::Single(Location::Local(path.to_path_buf())))
+    Ok(Layout::Single(Location::Local(path.to_path_buf()), None))
 }
 
 fn read_local_index(index: &Path) -> Result<Vec<u8>> {
@@ -166,11 +173,17 @@ fn remote_layout(file: &RemoteFile) -> Result<Layout> {
         });
     }
     if location.has_extension("safetensors") {
-        return Ok(Layout::Single(location));
+        return Ok(Layout::Single(location, None));
     }
+    // The single file's header is read at once (no HEAD first: one round trip, and some
+    // stores answer HEAD poorly); absent, the index is next.
     let single = file.join(SINGLE_FILE);
-    if storage::wait(&single, single.head())?.is_some() {
-        return Ok(Layout::Single(Location::Remote(single)));
+    if let Some(fetched) = storage::wait(&single, single.fetch_header())? {
+        let mut header = Header::default();
+        header
+            .fill_from(fetched.json, fetched.file_len)
+            .map_err(|kind| CheckpointError::new(single.url(), kind))?;
+        return Ok(Layout::Single(Location::Remote(single), Some(header)));
     }
     let index = file.join(INDEX_FILE);
     match fetch_index(&index)? {
