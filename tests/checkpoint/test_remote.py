@@ -201,7 +201,7 @@ def test_base_index_takes_urls_and_checks_many_remote_adapters(checkpoints, requ
 
 def test_shard_headers_are_fetched_concurrently(checkpoints):
     """Every request of a server that takes 1 s to answer: the three shards of a base together cost one second,
-    not three (HEAD model.safetensors, GET the index, then all shards at once)."""
+    not three (a look for model.safetensors, the index, then all shards at once)."""
     import time
 
     case = CASES_BY_NAME["llama-qv"]
