@@ -93,6 +93,15 @@ impl RemoteFile {
         let parsed = Url::parse(url).map_err(|err| fail(format!("not a valid URL ({err})")))?;
         let (_, path) = ObjectStoreScheme::parse(&parsed)
             .map_err(|err| fail(format!("not a valid URL ({err})")))?;
+        // `az://container/prefix` names the container as its host (as the Azure builder reads
+        // it), but object_store 0.12's URL parser drops the first path segment for `az` as
+        // if it were the container: the whole path is the prefix.
+        let path = if parsed.scheme() == "az" {
+            ObjectPath::from_url_path(parsed.path())
+                .map_err(|err| fail(format!("not a valid URL ({err})")))?
+        } else {
+            path
+        };
         let store = shared_store(scheme, &parsed).map_err(fail)?;
         Ok(Self {
             store,

@@ -55,6 +55,23 @@ def s3_root(checkpoints, s3_server: S3Server):
     return s3_server
 
 
+@pytest.fixture(scope="module")
+def emulated_stores(checkpoints, tmp_path_factory):
+    """One HTTP server standing in for Google Cloud Storage's XML API (``/<bucket>/<object>``, reached through a
+    service-account file with ``gcs_base_url``, as object_store's own tests reach fake-gcs-server) and Azure Blob
+    Storage (``/<account>/<container>/<blob>``, object_store's emulator mode, ``AZURITE_BLOB_STORAGE_URL``): the
+    reads peftfix makes are ranged GETs and HEADs, which it serves."""
+    top = tmp_path_factory.mktemp("stores")
+    (top / "bucket").symlink_to(checkpoints.root)
+    (top / "devstoreaccount1").mkdir()
+    (top / "devstoreaccount1" / "container").symlink_to(checkpoints.root)
+    credentials = top / "service-account.json"
+    with RangeServer(top) as server:
+        account = {"private_key": "", "private_key_id": "", "client_email": "t@example.com"}
+        credentials.write_text(json.dumps({**account, "gcs_base_url": server.url, "disable_oauth": True}))
+        yield server, credentials
+
+
 def _remote(path: str, root: Path, prefix: str) -> str:
     return f"{prefix}/{Path(path).relative_to(root).as_posix()}"
 
@@ -62,6 +79,18 @@ def _remote(path: str, root: Path, prefix: str) -> str:
 def _forms(backend: str, checkpoints, request) -> str:
     if backend == "http":
         return request.getfixturevalue("http_root").url
+    if backend in ("gcs", "azure"):
+        server, credentials = request.getfixturevalue("emulated_stores")
+        monkeypatch = request.getfixturevalue("monkeypatch")
+        for name in list(os.environ):
+            if name.startswith(("GOOGLE_", "AZURE_", "AZURITE_")):
+                monkeypatch.delenv(name)
+        if backend == "gcs":
+            monkeypatch.setenv("GOOGLE_SERVICE_ACCOUNT", str(credentials))
+            return "gs://bucket"
+        monkeypatch.setenv("AZURE_STORAGE_USE_EMULATOR", "true")
+        monkeypatch.setenv("AZURITE_BLOB_STORAGE_URL", server.url)
+        return "az://container"
     request.getfixturevalue("s3_env")
     request.getfixturevalue("s3_root")
     return f"s3://{BUCKET}"
@@ -93,7 +122,10 @@ def test_case_from_the_hf_cache_reports_what_the_local_run_reports(checkpoints, 
     assert _summary(hub) == _summary(local)
 
 
-@pytest.mark.parametrize("backend", ["http", "s3"])
+BACKENDS = ["http", "s3", "gcs", "azure"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", CASE_NAMES)
 def test_remote_case_reports_what_the_local_run_reports(checkpoints, request, backend, name):
     case = CASES_BY_NAME[name]
@@ -109,7 +141,7 @@ def test_remote_case_reports_what_the_local_run_reports(checkpoints, request, ba
     assert _summary(remote) == _summary(local)
 
 
-@pytest.mark.parametrize("backend", ["http", "s3"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", CORRUPT_NAMES)
 def test_remote_corrupt_case_is_pk000_naming_the_url(checkpoints, request, backend, name):
     case = CORRUPT_BY_NAME[name]
