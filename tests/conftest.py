@@ -123,13 +123,13 @@ def _tiny_model(vocab_size: int = TINY_VOCAB):
 
 
 def _train_lora(peft_model) -> None:
-    """Stand in for training: make every lora_B non-zero (peft initialises it to zero)."""
+    """Stand in for training: make every zero-initialised factor non-zero (lora_B; lora_embedding_A on embeddings)."""
     import torch
 
     generator = torch.Generator().manual_seed(SEED)
     with torch.no_grad():
         for name, param in peft_model.named_parameters():
-            if "lora_B" in name:
+            if "lora_B" in name or "lora_embedding_A" in name:
                 param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
 
 

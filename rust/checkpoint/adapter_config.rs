@@ -41,6 +41,13 @@ pub struct AdapterConfig {
     pub target_modules: TargetModules,
     pub use_dora: Option<bool>,
     pub fan_in_fan_out: bool,
+    /// Modules trained as full copies; PEFT matches an entry as a suffix of the path.
+    pub modules_to_save: Vec<String>,
+    /// PEFT 0.18's switch that keeps tied embeddings tied when one of them is adapted.
+    pub ensure_weight_tying: bool,
+    /// `trainable_token_indices`: `(embedding entry, indices)`; a plain list targets the
+    /// input embedding (entry `None`).
+    pub trainable_token_indices: Vec<(Option<String>, Vec<u64>)>,
 }
 
 /// The outcome of looking for the config.
@@ -114,6 +121,9 @@ pub fn parse(bytes: &[u8]) -> Result<AdapterConfig, String> {
         target_modules: TargetModules::Default,
         use_dora: None,
         fan_in_fan_out: false,
+        modules_to_save: Vec::new(),
+        ensure_weight_tying: false,
+        trainable_token_indices: Vec::new(),
     };
     for field in fields {
         match field {
@@ -122,6 +132,20 @@ pub fn parse(bytes: &[u8]) -> Result<AdapterConfig, String> {
                 "r" => config.r = value.as_u64(),
                 "use_dora" => config.use_dora = value.as_bool(),
                 "fan_in_fan_out" => config.fan_in_fan_out = value.as_bool().unwrap_or(false),
+                "modules_to_save" => config.modules_to_save = strings(&value),
+                "ensure_weight_tying" => {
+                    config.ensure_weight_tying = value.as_bool().unwrap_or(false)
+                }
+                "trainable_token_indices" => {
+                    config.trainable_token_indices = match &value {
+                        Value::Array(_) => vec![(None, indices(&value))],
+                        Value::Object(map) => map
+                            .iter()
+                            .map(|(entry, list)| (Some(entry.clone()), indices(list)))
+                            .collect(),
+                        _ => Vec::new(),
+                    }
+                }
                 "target_modules" => {
                     config.target_modules = match value {
                         Value::String(text) => TargetModules::Pattern(text),
@@ -147,6 +171,23 @@ pub fn parse(bytes: &[u8]) -> Result<AdapterConfig, String> {
     Ok(config)
 }
 
+/// The strings of a JSON list; anything else gives none.
+fn strings(value: &Value) -> Vec<String> {
+    value.as_array().map_or_else(Vec::new, |items| {
+        items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    })
+}
+
+/// The non-negative integers of a JSON list; anything else gives none.
+fn indices(value: &Value) -> Vec<u64> {
+    value.as_array().map_or_else(Vec::new, |items| {
+        items.iter().filter_map(Value::as_u64).collect()
+    })
+}
+
 impl AdapterConfig {
     /// Whether the tuner is LoRA (rank checks apply); an absent `peft_type` counts as LoRA.
     pub fn is_lora(&self) -> bool {
@@ -162,13 +203,16 @@ enum Field {
     RankPattern(Vec<(String, Value)>),
 }
 
-const WANTED: [&str; 6] = [
+const WANTED: [&str; 9] = [
     "peft_type",
     "r",
     "use_dora",
     "fan_in_fan_out",
     "target_modules",
     "rank_pattern",
+    "modules_to_save",
+    "ensure_weight_tying",
+    "trainable_token_indices",
 ];
 
 struct TopSeed;

@@ -229,11 +229,12 @@ pub fn classify(key: &str) -> KeyParts<'_> {
             return saved_copy_wrapper(wrapper_len, rest, at);
         }
     }
-    // PEFT saves an embedding LoRA's base embedding as `<module>.base_layer.weight`: a
-    // copy of `<module>.weight`.
+    // PEFT saves an embedding LoRA's base embedding as `<module>.base_layer.weight` (and,
+    // with trainable tokens, `<module>.token_adapter.base_layer.weight`): a copy of
+    // `<module>.weight`.
     let (head2, second) = split_last(head);
     let head = if second == "base_layer" && !head2.is_empty() {
-        head2
+        head2.strip_suffix(".token_adapter").unwrap_or(head2)
     } else {
         head
     };

@@ -32,7 +32,7 @@ pub const INDEX_FILE: &str = "model.safetensors.index.json";
 pub const HEAD_MODULES: [&str; 3] = ["lm_head", "score", "classifier"];
 
 /// Input embeddings an untied-on-disk `lm_head` shares its weight with, by preference.
-const INPUT_EMBEDDINGS: [&str; 6] = [
+pub const INPUT_EMBEDDINGS: [&str; 6] = [
     "embed_tokens",
     "wte",
     "word_embeddings",

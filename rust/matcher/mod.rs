@@ -2,7 +2,8 @@
 //!
 //! `modules` reads the adapter header once, groups its keys into modules and finds the
 //! base module each one stands for. Every check then reads the same `Context` and
-//! returns its findings: one file per check (`pk001` ... `pk006`), run in report order
+//! returns its findings: one file per check (`pk001` ... `pk006`, and `pk003_*`/`pk005_*` for
+//! the further cases of a code), run in report order
 //! from `CHECKS`. A new check is a new file with a `check` function of the `Check`
 //! shape, and a line in `CHECKS`.
 
@@ -10,8 +11,11 @@ mod modules;
 mod pk001;
 mod pk002;
 mod pk003;
+mod pk003_trainable_tokens;
 mod pk004;
 mod pk005;
+mod pk005_targeted_and_saved;
+mod pk005_tied_copy;
 mod pk006;
 pub mod report;
 
@@ -37,12 +41,15 @@ use report::{Counts, Finding, Report};
 type Check = fn(&Context<'_>) -> Result<Vec<Finding>>;
 
 /// The checks run after PK006, in the order their findings appear in a report.
-const CHECKS: [Check; 5] = [
+const CHECKS: [Check; 8] = [
     pk001::check,
     pk002::check,
     pk003::check,
+    pk003_trainable_tokens::check,
     pk004::check,
     pk005::check,
+    pk005_targeted_and_saved::check,
+    pk005_tied_copy::check,
 ];
 
 /// What every check reads: the adapter's header, its modules and the base module each

@@ -25,7 +25,7 @@ pub(super) const LORA: u8 = 1;
 /// A [`Module::kinds`] bit: the module has another tuner's tensors (IA3, LoHa, ...).
 pub(super) const OTHER: u8 = 2;
 /// A [`Module::kinds`] bit: the module has a saved copy of a base parameter.
-const SAVED: u8 = 4;
+pub(super) const SAVED: u8 = 4;
 /// A [`Module::kinds`] bit: at least one of the module's keys has an outer wrapper before
 /// `base_model.model.` or lacks that prefix: PEFT drops it.
 const BAD_PREFIX: u8 = 8;
@@ -49,8 +49,12 @@ pub(super) struct Module {
 }
 
 impl Module {
-    pub(super) fn b_tensors(&self) -> impl Iterator<Item = u32> + '_ {
-        [self.b, self.b_bias, self.emb_b]
+    /// The tensors PEFT initialises to zero: `lora_B` (and its bias) of a Linear or Conv
+    /// layer, `lora_embedding_A` of an Embedding (the other way round there: PEFT's
+    /// `Embedding.reset_lora_parameters` zeroes A and draws B). While they stay zero the
+    /// update B·A is zero.
+    pub(super) fn zero_initialised(&self) -> impl Iterator<Item = u32> + '_ {
+        [self.b, self.b_bias, self.emb_a]
             .into_iter()
             .filter(|&t| t != NONE)
     }

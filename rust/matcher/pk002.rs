@@ -21,11 +21,62 @@ pub(super) fn check(ctx: &Context<'_>) -> Result<Vec<Finding>> {
         .filter_map(|&id| ctx.modules.get(id as usize).map(|m| ctx.path(m)))
         .collect();
     paths.sort_unstable();
+    if let Some(name) = adapter_name_cut(ctx, &paths) {
+        return Ok(vec![adapter_name_finding(&paths, name)]);
+    }
     Ok(vec![finding(
         &paths,
         ctx.modules.len(),
         ctx.matching.inferred.is_some(),
     )])
+}
+
+/// Adapter names that are a prefix of `lora_`. PEFT before 0.18 took the adapter name out
+/// of a saved key with `key.replace(f".{name}", "")`, which also cut it out of `.lora_A`:
+/// under the name `lora`, `q_proj.lora_A.lora.weight` was saved as `q_proj_A.weight`.
+const CUTTING_NAMES: [&str; 5] = ["lora", "lora_", "lor", "lo", "l"];
+
+/// The LoRA parameters such a cut leaves a tail of.
+const CUT_ROLES: [&str; 4] = ["lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B"];
+
+/// The adapter name whose cut explains every unmatched path: each is a base module
+/// followed by what `.{role}.{name}` became.
+fn adapter_name_cut(ctx: &Context<'_>, paths: &[&str]) -> Option<&'static str> {
+    CUTTING_NAMES.into_iter().find(|name| {
+        let dotted = format!(".{name}");
+        let tails: Vec<String> = CUT_ROLES
+            .iter()
+            .map(|role| format!(".{role}{dotted}").replace(&dotted, ""))
+            .collect();
+        paths.iter().all(|path| {
+            tails.iter().any(|tail| {
+                !tail.is_empty()
+                    && path
+                        .strip_suffix(tail.as_str())
+                        .is_some_and(|stem| ctx.base.module_id(stem).is_some())
+            })
+        })
+    })
+}
+
+fn adapter_name_finding(paths: &[&str], name: &str) -> Finding {
+    let count = paths.len();
+    let listed: Vec<&str> = paths.iter().take(LISTED).copied().collect();
+    let first = listed.first().map_or_else(String::new, |p| quote(p));
+    Finding {
+        code: "PK002",
+        message: format!(
+            "{count} adapter modules match no module of the base (first: {first}): the adapter was saved by \
+             PEFT before 0.18 under the adapter name {name:?}, and that save removed every `.{name}` from the \
+             keys, including the one in `.lora_A`/`.lora_B` (`q_proj.lora_A.{name}.weight` became \
+             `q_proj{}.weight`). PeftModel.from_pretrained warns \"Found missing adapter keys\" and loads the \
+             adapter as a no-op. Rename the keys back to `<module>.lora_A.weight` / `<module>.lora_B.weight`, \
+             and give adapters a name that is no part of \"lora_\" (PEFT warns: \"should not be contained in \
+             the prefix\")",
+            format!(".lora_A.{name}").replace(&format!(".{name}"), "")
+        ),
+        details: json!({"count": count, "modules": listed, "adapter_name": name}),
+    }
 }
 
 /// `paths` sorted: the message names the first, the details list the first [`LISTED`]

@@ -505,14 +505,15 @@ mod tests {
             &dir.path().join("a"),
             &t,
             Some(
-                r#"{"r": 2, "target_modules": ["c_attn"], "fan_in_fan_out": true, "modules_to_save": ["lm_head"]}"#,
+                r#"{"r": 2, "target_modules": ["c_attn"], "fan_in_fan_out": true, "modules_to_save": ["lm_head"],
+                    "ensure_weight_tying": true}"#,
             ),
         );
         let report = check(&base, &adapter).unwrap();
         assert!(report.findings.is_empty(), "{:#?}", report.findings);
         std::fs::write(
             adapter.join("adapter_config.json"),
-            r#"{"r": 2, "target_modules": ["c_attn"]}"#,
+            r#"{"r": 2, "target_modules": ["c_attn"], "ensure_weight_tying": true}"#,
         )
         .unwrap();
         let report = check(&base, &adapter).unwrap();

@@ -1,7 +1,8 @@
-//! PK004: every lora_B (and lora_embedding_B) tensor of the adapter is all zeros, so the
-//! LoRA update B·A is zero and the adapter is a no-op: it was never trained, or was saved
-//! wrong. Reads only the bytes of the B tensors, through a memory map of the adapter file,
-//! and stops at the first non-zero one.
+//! PK004: the zero-initialised factor of every LoRA module is still all zeros, so each
+//! update B·A is zero and the adapter is a no-op: it was never trained, or was saved wrong.
+//! The factor is `lora_B` for Linear and Conv layers and `lora_embedding_A` for embeddings
+//! (PEFT initialises those the other way round). Reads only those tensors' bytes, through
+//! a memory map of the adapter file, and stops at the first non-zero one.
 //!
 //! For floating-point dtypes -0.0 counts as zero (only the sign bits may be set); for
 //! integer, boolean and unsigned-exponent types zero means every byte zero. The FNUZ
@@ -15,7 +16,7 @@ use futures::StreamExt;
 use memmap2::Mmap;
 use serde_json::json;
 
-use super::modules::Module;
+use super::modules::{Module, NONE};
 use super::report::Finding;
 use super::Context;
 use crate::checkpoint::error::{CheckpointError, ErrorKind, Result};
@@ -23,21 +24,21 @@ use crate::regular_file::open_regular;
 use crate::safetensors::Dtype;
 use crate::storage::{self, Location, RemoteFile};
 
-/// The PK004 finding, when every lora_B / lora_embedding_B tensor is all zeros. Stops at
-/// the first non-zero tensor, so a trained adapter costs a few bytes of reading.
+/// The PK004 finding, when every zero-initialised factor is all zeros. Stops at the first
+/// non-zero tensor, so a trained adapter costs a few bytes of reading.
 pub(super) fn check(ctx: &Context<'_>) -> Result<Vec<Finding>> {
     let modules = ctx.modules;
-    let with_b: Vec<&Module> = modules
+    let with_factor: Vec<&Module> = modules
         .iter()
-        .filter(|m| m.b_tensors().next().is_some())
+        .filter(|m| m.zero_initialised().next().is_some())
         .collect();
-    if with_b.is_empty() {
+    if with_factor.is_empty() {
         return Ok(Vec::new());
     }
     let data_start = ctx.header.data_start();
-    let tensors = with_b
+    let tensors = with_factor
         .iter()
-        .flat_map(|module| module.b_tensors())
+        .flat_map(|module| module.zero_initialised())
         .filter_map(|tensor| {
             let entry = ctx.header.tensors().get(tensor as usize)?;
             let start = data_start.saturating_add(entry.begin);
@@ -66,16 +67,27 @@ pub(super) fn check(ctx: &Context<'_>) -> Result<Vec<Finding>> {
     if any_non_zero {
         return Ok(Vec::new());
     }
-    let n = with_b.len();
+    let n = with_factor.len();
+    let embeddings = with_factor.iter().filter(|m| m.emb_a != NONE).count();
+    let factor = match (embeddings, n - embeddings) {
+        (0, _) => "lora_B",
+        (_, 0) => "lora_embedding_A",
+        _ => "lora_B / lora_embedding_A",
+    };
     Ok(vec![Finding {
         code: "PK004",
         message: format!(
-            "every lora_B tensor of the adapter is all zeros ({n} modules): the LoRA update B·A is zero, so the \
-             adapter is a no-op and the model's output equals the base model's. It was never trained, or the \
-             save went wrong (e.g. saved before training, or from a ZeRO-3 shard without gathering): re-save \
-             from the trained model"
+            "every {factor} tensor of the adapter is all zeros ({n} modules): PEFT initialises that factor to \
+             zero ({}), so the LoRA update B·A is zero, the adapter is a no-op and the model's output equals the \
+             base model's. It was never trained, or the save went wrong (e.g. saved before training, or from a \
+             ZeRO-3 shard without gathering): re-save from the trained model",
+            match factor {
+                "lora_B" => "lora_B of Linear and Conv layers",
+                "lora_embedding_A" => "lora_embedding_A of embeddings, the other way round from Linear layers",
+                _ => "lora_B of Linear layers, lora_embedding_A of embeddings",
+            }
         ),
-        details: json!({"modules": n, "zero_modules": n}),
+        details: json!({"modules": n, "zero_modules": n, "factor": factor}),
     }])
 }
 
@@ -285,7 +297,7 @@ mod tests {
         assert_eq!(report.codes(), ["PK004"]);
         assert_eq!(
             report.findings[0].details,
-            json!({"modules": 4, "zero_modules": 4})
+            json!({"modules": 4, "zero_modules": 4, "factor": "lora_B"})
         );
         // Negative zeros are zeros; one non-zero B anywhere means a live adapter.
         let mut t = qv_tensors("model.", 0);

@@ -7,6 +7,7 @@
 use serde_json::json;
 
 use super::modules::{last_component, Module, LORA, NONE, OTHER};
+use super::pk005_targeted_and_saved::{is_targeted, targeted_and_saved};
 use super::report::Finding;
 use super::Context;
 use crate::checkpoint::adapter_config::{
@@ -102,12 +103,9 @@ fn config_findings(ctx: &Context<'_>, config: &AdapterConfig) -> Vec<Finding> {
 
     // target_modules against the modules present.
     if let TargetModules::List(entries) = &config.target_modules {
-        let matches = |path: &str, entry: &str| {
-            path == entry
-                || (path.len() > entry.len()
-                    && path.ends_with(entry)
-                    && path.as_bytes().get(path.len() - entry.len() - 1) == Some(&b'.'))
-        };
+        let matches = is_targeted;
+        // Entries whose module modules_to_save took over: reported on their own.
+        let saved_instead = targeted_and_saved(ctx, config);
         let simple: Vec<&str> = entries
             .iter()
             .map(String::as_str)
@@ -167,6 +165,7 @@ fn config_findings(ctx: &Context<'_>, config: &AdapterConfig) -> Vec<Finding> {
             let missing: Vec<&str> = entries
                 .iter()
                 .map(String::as_str)
+                .filter(|entry| !saved_instead.iter().any(|path| matches(path, entry)))
                 .filter(|entry| {
                     if entry.contains('.') {
                         !modules

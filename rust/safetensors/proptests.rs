@@ -80,9 +80,7 @@ fn oracle(json: &str) -> Option<Vec<(String, String, Vec<u64>, u64, u64)>> {
         // by serde does in the safetensors library. Each entry is still read as a tensor
         // first, so a shadowed entry with an unknown dtype fails the file there too.
         if let Some(at) = out.iter().position(|e| e.0 == name) {
-            if Dtype::parse(&out[at].1).is_none() {
-                return None;
-            }
+            Dtype::parse(&out[at].1)?;
             out.remove(at);
         }
         let obj = value.as_object()?;

@@ -2,7 +2,7 @@
 
 Bases are tiny Llama, Qwen2 and GPT-2 models built from configs and saved sharded (``max_shard_size="50KB"``:
 three shards and a ``model.safetensors.index.json`` each), plus an unsharded Llama. Adapters come from real
-``get_peft_model`` + ``save_pretrained``, with every ``lora_B``/``lora_embedding_B`` set non-zero to stand in for
+``get_peft_model`` + ``save_pretrained``, with every ``lora_B``/``lora_embedding_A`` set non-zero to stand in for
 training. Planted problems rewrite real adapter files with ``safetensors`` (keys, config) and corrupted files
 are byte-level edits of real files.
 
@@ -124,8 +124,8 @@ CASES: list[Case] = [
     Case("qwen2-qkv-bias", "qwen2-qkv", "qwen2"),
     Case("gpt2-c-attn-fan-in-fan-out", "gpt2-c-attn", "gpt2"),
     Case("automodel-as-base-model", "automodel", "llama", load_as="base-model"),
-    # GPT-2 ties lm_head to wte: the checkpoint has no lm_head.weight, yet modules_to_save=["lm_head"] saves one.
-    Case("gpt2-modules-to-save-tied-lm-head", "gpt2-mts", "gpt2"),
+    # A base with tied embeddings and ensure_weight_tying=True: PEFT keeps the pair tied.
+    Case("tied-modules-to-save-ensured", "tied-mts-ensured", "llama-tied"),
     # Beyond docs/keys.md: PEFT 0.21 writes `embed_tokens.token_adapter.trainable_tokens_delta`.
     Case("llama-trainable-token-indices", "llama-trainable-tokens", "llama"),
     # --- planted: prefix rewrites (PK001), fixed by write_remapped ---------------------------------------------
@@ -148,6 +148,8 @@ CASES: list[Case] = [
         ),
     ),
     Case("untrained", "untrained", "llama", {"PK004": [{}]}),
+    # PEFT zeroes lora_embedding_A (not B) on embeddings: untrained, B is random and the adapter still a no-op.
+    Case("untrained-embedding", "llama-embedding-untrained", "llama", {"PK004": [{"factor": "lora_embedding_A"}]}),
     Case("gpt2-adapter-on-llama", "gpt2-c-attn", "llama", {"PK002": [{"count": 2}]}),
     Case(
         "llama-adapter-on-qwen2",
@@ -173,6 +175,24 @@ CASES: list[Case] = [
                 )
             ]
         ),
+    ),
+    # GPT-2 ties lm_head to wte: the checkpoint has no lm_head.weight, yet modules_to_save=["lm_head"] saves a
+    # separate copy, which unties them.
+    Case("gpt2-modules-to-save-tied-lm-head", "gpt2-mts", "gpt2", {"PK005": [{"field": "ensure_weight_tying"}]}),
+    Case("tied-modules-to-save", "tied-mts", "llama-tied", {"PK005": [{"field": "ensure_weight_tying"}]}),
+    Case("targeted-and-saved", "targeted-and-saved", "llama", {"PK005": [{"field": "modules_to_save"}]}),
+    Case("adapter-named-lora", "adapter-named-lora", "llama", {"PK002": [{"adapter_name": "lora", "count": 8}]}),
+    Case(
+        "trainable-tokens-on-new-rows",
+        "trainable-tokens-new-rows",
+        "llama",
+        {
+            "PK003": [
+                {"module": "lm_head", "adapter_shape": [RESIZED, 32], "base_shape": [VOCAB, 32]},
+                {"module": "model.embed_tokens", "adapter_shape": [RESIZED, 32], "base_shape": [VOCAB, 32]},
+                {"module": "model.embed_tokens", "max_index": RESIZED - 1, "base_rows": VOCAB},
+            ]
+        },
     ),
     Case("r-edited", "r-edited", "llama", {"PK005": [{"field": "r"}]}),
     Case("target-modules-edited", "target-edited", "llama", {"PK005": [{"field": "target_modules"}]}),
@@ -261,13 +281,13 @@ class Built:
 
 
 def _train(model) -> None:
-    """Stand in for training: every lora_B / lora_embedding_B non-zero (PEFT initialises them to zero)."""
+    """Stand in for training: every zero-initialised factor non-zero (lora_B; lora_embedding_A on embeddings)."""
     import torch
 
     generator = torch.Generator().manual_seed(SEED)
     with torch.no_grad():
         for name, param in model.named_parameters():
-            if "lora_B" in name or "lora_embedding_B" in name:
+            if "lora_B" in name or "lora_embedding_A" in name:
                 param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
 
 
@@ -333,6 +353,17 @@ def _insert(prefix: str, only: Optional[Callable[[str], bool]] = None) -> Callab
     return rename
 
 
+def _saved_under_adapter_name(name: str) -> Callable[[str], str]:
+    """The key PEFT before 0.18 saved for an adapter called ``name``: the name put after ``lora_A``/``lora_B``
+    as in the module's parameter name, then every ``.{name}`` removed (``get_peft_model_state_dict``)."""
+
+    def rename(key: str) -> str:
+        stem, _, param = key.rpartition(".")
+        return f"{stem}.{name}.{param}".replace(f".{name}", "")
+
+    return rename
+
+
 def build_bases(root: Path) -> dict[str, Path]:
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel, Qwen2Config, Qwen2ForCausalLM
@@ -340,6 +371,7 @@ def build_bases(root: Path) -> dict[str, Path]:
     bases = {
         "llama": _save_base(_llama(), root / "base-llama"),
         "llama-single": _save_base(_llama(), root / "base-llama-single", sharded=False),
+        "llama-tied": _save_base(_llama(tie_word_embeddings=True), root / "base-llama-tied"),
     }
     torch.manual_seed(SEED)
     bases["qwen2"] = _save_base(Qwen2ForCausalLM(Qwen2Config(**QWEN2)).eval(), root / "base-qwen2")
@@ -365,6 +397,13 @@ def build_adapters(root: Path, bases: dict[str, Path]) -> dict[str, Path]:
     )
     a["llama-embedding"] = _adapter(
         causal("llama"), root / "llama-embedding", task_type="CAUSAL_LM", target_modules=["embed_tokens"]
+    )
+    a["llama-embedding-untrained"] = _adapter(
+        causal("llama"),
+        root / "llama-embedding-untrained",
+        train=False,
+        task_type="CAUSAL_LM",
+        target_modules=["embed_tokens"],
     )
     a["llama-embedding-dora"] = _adapter(
         causal("llama"),
@@ -420,6 +459,36 @@ def build_adapters(root: Path, bases: dict[str, Path]) -> dict[str, Path]:
         target_modules=qv,
         trainable_token_indices=[4, 5, 6],
     )
+    # Trained on a resized vocabulary: the new tokens' rows, indices VOCAB.. RESIZED-1.
+    grown = causal("llama")
+    grown.resize_token_embeddings(RESIZED, mean_resizing=False)
+    a["trainable-tokens-new-rows"] = _adapter(
+        grown,
+        root / "trainable-tokens-new-rows",
+        task_type="CAUSAL_LM",
+        target_modules=qv,
+        trainable_token_indices=[VOCAB, VOCAB + 1, RESIZED - 1],
+    )
+    # q_proj in both lists: PEFT makes it a full trainable copy and gives it no LoRA.
+    a["targeted-and-saved"] = _adapter(
+        causal("llama"),
+        root / "targeted-and-saved",
+        task_type="CAUSAL_LM",
+        target_modules=qv,
+        modules_to_save=["q_proj"],
+    )
+    # A base with tied embeddings (no lm_head.weight on disk), lm_head trained as a modules_to_save copy.
+    a["tied-mts"] = _adapter(
+        causal("llama-tied"), root / "tied-mts", task_type="CAUSAL_LM", target_modules=qv, modules_to_save=["lm_head"]
+    )
+    a["tied-mts-ensured"] = _adapter(
+        causal("llama-tied"),
+        root / "tied-mts-ensured",
+        task_type="CAUSAL_LM",
+        target_modules=qv,
+        modules_to_save=["lm_head"],
+        ensure_weight_tying=True,
+    )
     a["automodel"] = _adapter(AutoModel.from_pretrained(bases["llama"]).eval(), root / "automodel", target_modules=qv)
     # Resized vocabulary with modules_to_save.
     resized = causal("llama")
@@ -457,6 +526,9 @@ def build_adapters(root: Path, bases: dict[str, Path]) -> dict[str, Path]:
         qv_dir, root / "target-edited", lambda key: key, {"target_modules": ["q_proj", "k_proj", "v_proj"]}
     )
     a["dora-flag-edited"] = _rekey(a["llama-dora"], root / "dora-flag-edited", lambda key: key, {"use_dora": False})
+    # Saved under the adapter name "lora" by PEFT before 0.18, whose get_peft_model_state_dict removed the name
+    # with `key.replace(".lora", "")`: that also cut `.lora` out of `.lora_A`, leaving `q_proj_A.weight`.
+    a["adapter-named-lora"] = _rekey(qv_dir, root / "adapter-named-lora", _saved_under_adapter_name("lora"))
     missing = _rekey(qv_dir, root / "config-missing", lambda key: key)
     (missing / "adapter_config.json").unlink()
     a["config-missing"] = missing

@@ -85,3 +85,71 @@ def test_resized_adapter_loads_after_the_resize_the_finding_names(checkpoints):
     peft_model = PeftModel.from_pretrained(model, str(checkpoints.adapters["resized"]))
     with torch.no_grad():
         assert peft_model(torch.tensor(PROMPT)).logits.shape[-1] == ckpt_cases.RESIZED
+
+
+def test_untrained_embedding_lora_is_a_no_op_though_its_b_is_random(checkpoints):
+    # PEFT zeroes lora_embedding_A and draws lora_embedding_B: checking B alone would call this adapter trained.
+    from safetensors import safe_open
+
+    adapter = checkpoints.adapters["llama-embedding-untrained"]
+    with safe_open(str(adapter / "adapter_model.safetensors"), "pt") as tensors:
+        b = tensors.get_tensor(f"{ckpt_cases.PEFT}model.embed_tokens.lora_embedding_B")
+    assert b.abs().max().item() > 0
+    delta, _ = _load(str(checkpoints.bases["llama"]), str(adapter))
+    assert delta == 0.0
+
+
+def test_keys_cut_by_the_adapter_name_lora_load_as_a_no_op(checkpoints):
+    delta, messages = _load(str(checkpoints.bases["llama"]), str(checkpoints.adapters["adapter-named-lora"]))
+    assert delta == 0.0
+    assert _missing_keys(messages), messages
+
+
+def test_a_module_in_both_lists_gets_no_lora(checkpoints):
+    from peft import PeftModel
+    from peft.utils.other import ModulesToSaveWrapper
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(checkpoints.bases["llama"]).eval()
+    peft_model = PeftModel.from_pretrained(model, str(checkpoints.adapters["targeted-and-saved"]))
+    attention = peft_model.base_model.model.model.layers[0].self_attn
+    assert isinstance(attention.q_proj, ModulesToSaveWrapper)
+    assert not any("lora_A" in name for name, _ in attention.q_proj.named_parameters())
+    assert any("lora_A" in name for name, _ in attention.v_proj.named_parameters())
+
+
+def test_a_tied_lm_head_copy_unties_the_merged_model(checkpoints):
+    # PEFT warns, and the merge leaves a trained head apart from the embedding: the merged model no longer has the
+    # base's shape (tie_word_embeddings flips), so anything reading the base's config would drop that head.
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base_dir = checkpoints.bases["llama-tied"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        peft_model = PeftModel.from_pretrained(
+            AutoModelForCausalLM.from_pretrained(base_dir), str(checkpoints.adapters["tied-mts"])
+        ).eval()
+    assert any("ensure_weight_tying" in str(w.message) for w in caught)
+    with torch.no_grad():  # stand in for training the copy
+        peft_model.base_model.model.lm_head.modules_to_save["default"].weight.add_(0.5)
+    merged = peft_model.merge_and_unload()
+    assert AutoModelForCausalLM.from_pretrained(base_dir).config.tie_word_embeddings
+    assert not merged.config.tie_word_embeddings
+    assert not torch.equal(merged.lm_head.weight, merged.model.embed_tokens.weight)
+
+
+def test_trainable_tokens_on_new_rows_need_the_resize(checkpoints):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    adapter = str(checkpoints.adapters["trainable-tokens-new-rows"])
+    with pytest.raises(IndexError, match="out of bounds"):
+        _load(str(checkpoints.bases["llama"]), adapter)
+    model = AutoModelForCausalLM.from_pretrained(checkpoints.bases["llama"]).eval()
+    model.resize_token_embeddings(ckpt_cases.RESIZED, mean_resizing=False)
+    peft_model = PeftModel.from_pretrained(model, adapter)
+    with torch.no_grad():
+        assert peft_model(torch.tensor(PROMPT)).logits.shape[-1] == ckpt_cases.RESIZED

@@ -83,9 +83,15 @@ modified.
 Lists the adapter modules that have no counterpart in the base checkpoint, even after the prefix rewrite of
 PK001: the number of such modules and the first few paths.
 
+When every unmatched path is a base module followed by what is left of `.lora_A`/`.lora_B` after an adapter name
+that is part of `lora_` was cut out (`q_proj_A`, `q_projra_A`), the finding says so and names the adapter name
+(`details.adapter_name`): PEFT before 0.18 removed the adapter name from saved keys with `key.replace(".lora", "")`
+for an adapter called `lora`, cutting `.lora_A` down to `_A`.
+
 ## Why is this bad?
-The adapter was trained on another architecture, another model size or another checkpoint layout. PEFT skips
-these modules (or fails to build them), so part or all of the adapter never takes effect.
+The adapter was trained on another architecture, another model size or another checkpoint layout, or its keys
+were mangled when it was saved. PEFT skips these modules (or fails to build them), so part or all of the adapter
+never takes effect: PEFT warns "Found missing adapter keys" and the model keeps the base's behaviour.
 
 ## Example
 A LoRA adapter trained on GPT-2 (`transformer.h.0.attn.c_attn`) checked against a Llama base
@@ -104,8 +110,9 @@ trained on, and that `--load-as` names the class it is loaded with.
 ## What it does
 Compares every LoRA factor with the shape of its base module: `lora_A`'s input features, `lora_B`'s output
 features, the rank shared by both, DoRA magnitudes, embedding LoRA against the vocabulary, and full copies saved
-by `modules_to_save` against the base parameter. One finding per module, with `adapter_shape` and
-`base_shape`.
+by `modules_to_save` against the base parameter (the embedding saved beside trainable tokens too). One finding
+per module, with `adapter_shape` and `base_shape`. Also checks `trainable_token_indices` against the rows of the
+base embedding they index (`max_index`, `base_rows`, `resize_to`).
 
 ## Why is this bad?
 Loading fails with `size mismatch for ...`. The usual cause is a vocabulary extended during training
@@ -128,16 +135,18 @@ the wrong base.
     _check(
         "PK004",
         "zero-lora-b",
-        "Every `lora_B` of the adapter is all zeros: the adapter is a no-op.",
+        "The zero-initialised LoRA factor (`lora_B`; `lora_embedding_A` on embeddings) is all zeros: a no-op.",
         """
 ## What it does
-Reads the bytes of the adapter's `lora_B` tensors (only those) and reports an adapter whose every `lora_B` is
-all zeros.
+Reads the bytes of each LoRA module's zero-initialised factor (only those tensors): `lora_B` (and its bias) of
+Linear and Conv layers, `lora_embedding_A` of embeddings. Reports an adapter in which every one is all zeros.
 
 ## Why is this bad?
-PEFT initialises `lora_B` to zeros so that a new adapter starts as the identity. An adapter whose `lora_B` are
-still zero was saved before any training step took effect (a save callback before training, a frozen adapter,
-a learning rate of zero, a failed ZeRO gather): it loads without a warning and changes nothing.
+PEFT initialises one factor of each LoRA layer to zero so that a new adapter starts as the identity: `lora_B` on
+Linear and Conv layers, but `lora_embedding_A` on embeddings (the other way round: `lora_embedding_B` is drawn at
+random, so checking B alone passes an untrained embedding LoRA). While that factor is zero the update B·A is zero.
+An adapter saved that way never took a training step (a save callback before training, a frozen adapter, a
+learning rate of zero, a failed ZeRO gather): it loads without a warning and changes nothing.
 
 ## Example
 ```python
@@ -159,12 +168,18 @@ the output.
 Checks `adapter_config.json` against the saved tensors: the rank `r` (or the matching `rank_pattern` entry)
 against the rows of `lora_A`, every `target_modules` entry against the modules present (and every LoRA module
 against the entries, matched as PEFT matches them), `use_dora` against the presence of magnitude vectors, and
-reports a config that is missing or unreadable.
+reports a config that is missing or unreadable. Two settings that PEFT accepts and gets wrong are reported too:
+a module in both `target_modules` and `modules_to_save` (`field: modules_to_save`), and a `modules_to_save`
+copy of `lm_head` or the input embedding of a base that ties them, without `ensure_weight_tying`
+(`field: ensure_weight_tying`).
 
 ## Why is this bad?
 PEFT builds the LoRA layers from the config and then loads the tensors into them. A rank that differs gives a
 size mismatch; a module outside `target_modules` gets no LoRA layer, so its weights are dropped silently; a
-config edited by hand or copied from another run no longer describes the adapter.
+config edited by hand or copied from another run no longer describes the adapter. A module listed in both lists
+becomes a full trainable copy with no LoRA on it, so the LoRA asked for there was never trained. A separate copy
+of a tied embedding unties the pair: a merged model then holds two different matrices where the base had one, and
+anything that loads it under the base's `tie_word_embeddings` serves the embedding in place of the trained head.
 
 ## Example
 A config that says `"r": 16` next to `lora_A` tensors with 8 rows.

@@ -2,7 +2,7 @@
 
 This is what a careful pipeline author would write without the Rust matcher: ``json`` + ``struct`` + dicts and
 string operations, no numpy or torch. safetensors headers are read with ``open``/``read`` (never the tensor
-data), and the PK004 zero check reads only the bytes of ``lora_B``/``lora_embedding_B`` tensors with
+data), and the PK004 zero check reads only the bytes of ``lora_B``/``lora_embedding_A`` tensors with
 ``seek``/``read``. It is the oracle of the test suite (``tests/checkpoint``) and the baseline of the key-matching
 benchmarks, so it favours being obviously correct over being fast.
 
@@ -440,6 +440,7 @@ class BaseIndex:
         self.base_model_prefix = prefix  # `model`, `transformer`, or "" (no dot)
 
         # The module tree the chosen class builds: module path -> weight shape (None: module without weight).
+        self.tied_lm_head = False
         if load_as == "causal-lm":
             visible = {key: key for key in self.tensors}
             # Choice (not in docs/keys.md): a model with tied embeddings has no `lm_head.weight` on disk, yet
@@ -450,6 +451,7 @@ class BaseIndex:
                     key = f"{prefix}.{name}.weight" if prefix else f"{name}.weight"
                     if key in self.tensors:
                         visible["lm_head.weight"] = key
+                        self.tied_lm_head = True
                         break
         else:
             cut = len(prefix) + 1 if prefix else 0
@@ -590,8 +592,12 @@ def _classify(key):
         return (".".join(module) or None), "copy", (rest[-1] if rest else "weight")
     if count >= 3 and parts[-2] == "base_layer":
         # Choice (not in docs/keys.md): PEFT 0.21 saves an embedding LoRA's base embedding as
-        # `<module>.base_layer.weight`; it is a copy of `<module>.weight`.
-        return ".".join(parts[:-2]), "copy", parts[-1]
+        # `<module>.base_layer.weight` (with trainable tokens `<module>.token_adapter.base_layer.weight`); it is a
+        # copy of `<module>.weight`.
+        module = parts[:-2]
+        if len(module) >= 2 and module[-1] == "token_adapter":
+            module = module[:-1]
+        return ".".join(module), "copy", parts[-1]
     if count >= 2:
         # A full module saved by modules_to_save (`lm_head.weight`, what PEFT 0.21 writes). Choice: a key that
         # names no base tensor is a module copy too, so it takes part in the rewrite (`_orig_mod.lm_head.weight`)
@@ -925,7 +931,20 @@ def _check(base, adapter):
         )
     counts["matched_after_rewrite"] = len(explained)
     counts["unmatched"] = len(unmatched)
-    if unmatched:
+    cut_by = _adapter_name_cut(base, unmatched)
+    if unmatched and cut_by is not None:
+        unmatched.sort()
+        findings.append(
+            _finding(
+                "PK002",
+                f"{len(unmatched)} adapter modules match nothing in the base (e.g. `{unmatched[0]}`): the adapter was "
+                f"saved by PEFT before 0.18 under the adapter name {cut_by!r}, whose save removed every `.{cut_by}` "
+                "from the keys, `.lora_A`/`.lora_B` included; PEFT loads none of them. Rename the keys back to "
+                "`<module>.lora_A.weight` and use an adapter name that is no part of 'lora_'",
+                {"count": len(unmatched), "modules": unmatched[:SHOWN], "adapter_name": cut_by},
+            )
+        )
+    elif unmatched:
         unmatched.sort()
         shown = unmatched[:SHOWN]
         more = f" and {len(unmatched) - SHOWN} more" if len(unmatched) > SHOWN else ""
@@ -989,12 +1008,15 @@ def _check(base, adapter):
             )
         findings.append(_finding("PK003", message, details))
 
-    # No-op adapter (PK004): read only the lora_B / lora_embedding_B bytes.
+    # No-op adapter (PK004): read only the zero-initialised factors, lora_B and lora_embedding_A (PEFT zeroes A,
+    # not B, on embeddings).
     b_modules = []
+    factors = set()
     for module in modules.values():
-        keys = [key for (kind, _), (key, _) in module.tensors.items() if kind in (LORA_B, EMB_B)]
+        keys = [key for (kind, _), (key, _) in module.tensors.items() if kind in (LORA_B, EMB_A)]
         if keys:
             b_modules.append(keys)
+            factors.add(EMB_A if any(kind == EMB_A for kind, _ in module.tensors) else LORA_B)
     if b_modules:
         all_zero = True
         with open(tensor_path, "rb") as handle:
@@ -1010,9 +1032,48 @@ def _check(base, adapter):
             findings.append(
                 _finding(
                     "PK004",
-                    f"every lora_B of the adapter's {len(b_modules)} LoRA modules is all zeros: the adapter is "
-                    "a no-op (never trained, or the weights were lost when saving)",
-                    {"modules": len(b_modules), "zero_modules": len(b_modules)},
+                    f"the zero-initialised factor of the adapter's {len(b_modules)} LoRA modules is all zeros: the "
+                    "adapter is a no-op (never trained, or the weights were lost when saving)",
+                    {
+                        "modules": len(b_modules),
+                        "zero_modules": len(b_modules),
+                        "factor": " / ".join(sorted(factors, key=len)),
+                    },
+                )
+            )
+
+    # Trainable tokens beyond the base vocabulary (PK003).
+    token_indices = config.get("trainable_token_indices")
+    if type(token_indices) is list:
+        token_indices = {None: token_indices}
+    if type(token_indices) is not dict:
+        token_indices = {}
+    for entry, indices in token_indices.items():
+        numbers = [i for i in indices if type(i) is int and i >= 0] if type(indices) is list else []
+        path = next(
+            (
+                p
+                for p in sorted(target)
+                if any(kind in TUNER_PARAMS for kind, _ in modules[p].tensors)
+                and (_targets(p, [entry]) if entry is not None else p.rsplit(".", 1)[-1] in TIED_EMBEDDINGS)
+            ),
+            None,
+        )
+        base_shape = base.modules.get(target[path]) if path is not None else None
+        if numbers and base_shape and max(numbers) >= base_shape[0]:
+            highest = max(numbers)
+            findings.append(
+                _finding(
+                    "PK003",
+                    f"`{path}`: trainable_token_indices reach {highest} but the base embedding has {base_shape[0]} "
+                    f"rows: call `model.resize_token_embeddings({highest + 1})` before `PeftModel.from_pretrained`",
+                    {
+                        "module": path,
+                        "field": "trainable_token_indices",
+                        "max_index": highest,
+                        "base_rows": base_shape[0],
+                        "resize_to": highest + 1,
+                    },
                 )
             )
 
@@ -1066,8 +1127,14 @@ def _check(base, adapter):
                 )
             )
         targets = config.get("target_modules")
+        saved_instead = _targeted_and_saved(modules, config)
         if type(targets) is list and all(type(entry) is str for entry in targets) and tuner_modules:
-            missing = sorted(entry for entry in targets if not any(_targets(path, [entry]) for path in tuner_modules))
+            missing = sorted(
+                entry
+                for entry in targets
+                if not any(_targets(path, [entry]) for path in tuner_modules)
+                and not any(_targets(path, [entry]) for path in saved_instead)
+            )
             unlisted = [path for path in lora_modules if not _targets(path, targets)]
             if missing or unlisted:
                 parts = []
@@ -1088,6 +1155,30 @@ def _check(base, adapter):
                         },
                     )
                 )
+        if saved_instead:
+            findings.append(
+                _finding(
+                    "PK005",
+                    f"`{saved_instead[0]}` is in both target_modules and modules_to_save: PEFT makes it a full "
+                    "trainable copy with no LoRA on it; keep each module in one list",
+                    {"field": "modules_to_save", "modules": saved_instead, "count": len(saved_instead)},
+                )
+            )
+        tied_copies = sorted(
+            path
+            for path, module in modules.items()
+            if module.copies and path.rsplit(".", 1)[-1] in ("lm_head", *TIED_EMBEDDINGS)
+        )
+        if base.tied_lm_head and tied_copies and config.get("ensure_weight_tying") is not True:
+            findings.append(
+                _finding(
+                    "PK005",
+                    f"modules_to_save copies {', '.join(tied_copies)} of a base with tied embeddings: the copy "
+                    "unties them, and a merged model reloaded with the base's config drops the trained matrix; "
+                    "pass ensure_weight_tying=True to LoraConfig",
+                    {"field": "ensure_weight_tying", "config": False, "modules": tied_copies},
+                )
+            )
         magnitudes = sum(1 for module in modules.values() if any(k == MAGNITUDE for k, _ in module.tensors))
         use_dora = config.get("use_dora") is True
         if lora_modules and use_dora != (magnitudes > 0):
@@ -1107,6 +1198,36 @@ def _check(base, adapter):
 
     report["seconds"] = time.perf_counter() - started
     return report
+
+
+def _adapter_name_cut(base, unmatched):
+    """The adapter name (a prefix of ``lora_``) whose removal by PEFT before 0.18 explains every unmatched path:
+    saved as ``key.replace(f".{name}", "")``, ``q_proj.lora_A.lora.weight`` became ``q_proj_A.weight``."""
+    if not unmatched:
+        return None
+    for name in ("lora", "lora_", "lor", "lo", "l"):
+        tails = [f".{role}.{name}".replace(f".{name}", "") for role in (LORA_A, LORA_B, EMB_A, EMB_B)]
+        if all(
+            any(tail and path.endswith(tail) and path[: -len(tail)] in base.modules for tail in tails)
+            for path in unmatched
+        ):
+            return name
+    return None
+
+
+def _targeted_and_saved(modules, config):
+    """Saved-copy modules that a ``target_modules`` entry also names; with none on disk, the shared entries."""
+    targets, saved = config.get("target_modules"), config.get("modules_to_save")
+    if type(targets) is not list or type(saved) is not list or not saved:
+        return []
+    targets = [entry for entry in targets if type(entry) is str]
+    saved = [entry for entry in saved if type(entry) is str]
+    both = sorted(
+        path
+        for path, module in modules.items()
+        if module.copies and any(path.endswith(entry) for entry in saved) and _targets(path, targets)
+    )
+    return both or sorted(set(targets) & set(saved))
 
 
 def check_adapter(adapter, base, load_as="causal-lm", cache_dir=None):
