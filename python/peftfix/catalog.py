@@ -1,5 +1,5 @@
-"""Every code peftfix reports, in one catalog: the source rules (PF), the checkpoint checks (PK) and the runtime
-checks (PV). It feeds `peftfix rules`, `peftfix explain`, the SARIF rule metadata and the docs pages.
+"""Every code peftfix reports, in one catalog: the source rules (PF), the checkpoint checks (PK), the serving
+checks (PS) and the runtime checks (PV). It feeds `peftfix rules`, `peftfix explain`, the SARIF rule metadata and the docs pages.
 
 Each wing describes its own codes: a source rule in its class (one file per rule, read through the rule
 registry), the checkpoint and runtime checks in ``peftfix.checkpoint.codes`` and ``peftfix.verify.codes``. The
@@ -19,10 +19,11 @@ COMMANDS = ("check", "keys", "verify")
 def all_codes() -> list[CodeInfo]:
     """Every code, grouped by the command that reports it, each group ordered by code."""
     from peftfix.checkpoint.codes import CODES as checkpoint_codes
+    from peftfix.serving.codes import CODES as serving_codes
     from peftfix.source.registry import code_infos
     from peftfix.verify.codes import CODES as verify_codes
 
-    infos = [*code_infos(), *checkpoint_codes, *verify_codes]
+    infos = [*code_infos(), *checkpoint_codes, *serving_codes, *verify_codes]
     return sorted(infos, key=lambda info: (COMMANDS.index(info.command), info.code))
 
 

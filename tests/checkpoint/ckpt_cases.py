@@ -309,19 +309,21 @@ def _save_base(model, path: Path, sharded: bool = True) -> Path:
     return path
 
 
-def _adapter(model, path: Path, train: bool = True, **lora) -> Path:
+def _adapter(
+    model, path: Path, train: bool = True, adapter_name: str = "default", safe_serialization: bool = True, **lora
+) -> Path:
     import warnings
 
     from peft import LoraConfig, get_peft_model
 
     lora.setdefault("r", 8)
     lora.setdefault("lora_alpha", 16)
-    peft_model = get_peft_model(model, LoraConfig(**lora))
+    peft_model = get_peft_model(model, LoraConfig(**lora), adapter_name=adapter_name)
     if train:
         _train(peft_model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        peft_model.save_pretrained(path)
+        peft_model.save_pretrained(path, safe_serialization=safe_serialization)
     return path
 
 
@@ -351,6 +353,24 @@ def _insert(prefix: str, only: Optional[Callable[[str], bool]] = None) -> Callab
         return PEFT + prefix + key[len(PEFT) :]
 
     return rename
+
+
+def _shard(source: Path, target: Path) -> Path:
+    """The adapter as two safetensors shards and an index, the layout transformers' sharded save writes."""
+    from safetensors.torch import load_file, save_file
+
+    target.mkdir(parents=True, exist_ok=True)
+    tensors = load_file(source / "adapter_model.safetensors")
+    names = sorted(tensors)
+    halves = [names[: len(names) // 2], names[len(names) // 2 :]]
+    weight_map = {}
+    for number, half in enumerate(halves, start=1):
+        shard = f"adapter_model-{number:05d}-of-00002.safetensors"
+        save_file({name: tensors[name] for name in half}, target / shard, metadata={"format": "pt"})
+        weight_map.update(dict.fromkeys(half, shard))
+    (target / "adapter_model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    (target / "adapter_config.json").write_text((source / "adapter_config.json").read_text())
+    return target
 
 
 def _saved_under_adapter_name(name: str) -> Callable[[str], str]:
@@ -489,6 +509,30 @@ def build_adapters(root: Path, bases: dict[str, Path]) -> dict[str, Path]:
         modules_to_save=["lm_head"],
         ensure_weight_tying=True,
     )
+    # For the serving profiles (tests/serving).
+    a["llama-r32"] = _adapter(causal("llama"), root / "llama-r32", task_type="CAUSAL_LM", r=32, target_modules=qv)
+    a["llama-rslora"] = _adapter(
+        causal("llama"), root / "llama-rslora", task_type="CAUSAL_LM", target_modules=qv, use_rslora=True
+    )
+    a["llama-q-only"] = _adapter(
+        causal("llama"), root / "llama-q-only", task_type="CAUSAL_LM", target_modules=["q_proj"]
+    )
+    a["llama-bin"] = _adapter(
+        causal("llama"), root / "llama-bin", task_type="CAUSAL_LM", target_modules=qv, safe_serialization=False
+    )
+    # A non-default adapter name: PEFT saves it one folder down, in `<dir>/chat/`.
+    a["llama-named"] = _adapter(
+        causal("llama"), root / "llama-named", task_type="CAUSAL_LM", target_modules=qv, adapter_name="chat"
+    )
+    a["llama-pissa"] = _adapter(
+        causal("llama"), root / "llama-pissa", task_type="CAUSAL_LM", target_modules=qv, init_lora_weights="pissa"
+    )
+    a["llama-bias-all"] = _adapter(
+        causal("llama"), root / "llama-bias-all", task_type="CAUSAL_LM", target_modules=qv, bias="all"
+    )
+    a["qwen2-embedding"] = _adapter(
+        causal("qwen2"), root / "qwen2-embedding", task_type="CAUSAL_LM", target_modules=["embed_tokens", "q_proj"]
+    )
     a["automodel"] = _adapter(AutoModel.from_pretrained(bases["llama"]).eval(), root / "automodel", target_modules=qv)
     # Resized vocabulary with modules_to_save.
     resized = causal("llama")
@@ -529,6 +573,14 @@ def build_adapters(root: Path, bases: dict[str, Path]) -> dict[str, Path]:
     # Saved under the adapter name "lora" by PEFT before 0.18, whose get_peft_model_state_dict removed the name
     # with `key.replace(".lora", "")`: that also cut `.lora` out of `.lora_A`, leaving `q_proj_A.weight`.
     a["adapter-named-lora"] = _rekey(qv_dir, root / "adapter-named-lora", _saved_under_adapter_name("lora"))
+    a["llama-sharded"] = _shard(qv_dir, root / "llama-sharded")
+    no_alpha = _rekey(qv_dir, root / "no-lora-alpha", lambda key: key)
+    settings = json.loads((no_alpha / "adapter_config.json").read_text())
+    del settings["lora_alpha"]
+    (no_alpha / "adapter_config.json").write_text(json.dumps(settings, indent=2))
+    a["no-lora-alpha"] = no_alpha
+    a["lora-alpha-null"] = _rekey(qv_dir, root / "lora-alpha-null", lambda key: key, {"lora_alpha": None})
+    a["r-string"] = _rekey(qv_dir, root / "r-string", lambda key: key, {"r": "8"})
     missing = _rekey(qv_dir, root / "config-missing", lambda key: key)
     (missing / "adapter_config.json").unlink()
     a["config-missing"] = missing

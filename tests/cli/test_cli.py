@@ -528,11 +528,12 @@ class TestRulesAndExplain:
         result = invoke(["rules", "--format", "json"])
         data = json.loads(result.stdout)
         checkpoint = [f"PK00{n}" for n in range(7)]
+        serving = [f"PS00{n}" for n in range(1, 6)]
         runtime = [f"PV00{n}" for n in range(1, 5)]
-        assert [item["code"] for item in data] == registry.all_codes() + checkpoint + runtime
+        assert [item["code"] for item in data] == registry.all_codes() + checkpoint + serving + runtime
         commands = {item["code"]: item["command"] for item in data}
         assert {commands[code] for code in registry.all_codes()} == {"check"}
-        assert {commands[code] for code in checkpoint} == {"keys"}
+        assert {commands[code] for code in checkpoint + serving} == {"keys"}
         assert {commands[code] for code in runtime} == {"verify"}
         for item in data:
             assert set(item) == {"code", "name", "summary", "command", "fix_availability", "default_enabled"}

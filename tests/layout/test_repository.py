@@ -14,8 +14,17 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_every_checkpoint_check_is_one_rust_file_with_a_catalog_entry():
     files = {path.stem.upper() for path in (ROOT / "rust" / "matcher").glob("pk[0-9][0-9][0-9].rs")}
     # PK000 is not a check but the error every unreadable checkpoint becomes (rust/checkpoint/error.rs).
-    codes = {info.code for info in catalog.codes_for("keys")} - {"PK000"}
+    codes = {info.code for info in catalog.codes_for("keys") if info.code.startswith("PK")} - {"PK000"}
     assert files == codes
+    # Further cases of a code live beside it, named after it (pk005_tied_copy.rs).
+    extra = {path.stem.split("_")[0].upper() for path in (ROOT / "rust" / "matcher").glob("pk[0-9][0-9][0-9]_*.rs")}
+    assert extra <= codes
+
+
+def test_every_serving_check_is_one_python_file_with_a_catalog_entry():
+    checks = ROOT / "python" / "peftfix" / "serving" / "checks"
+    files = {path.stem.upper() for path in checks.glob("ps[0-9][0-9][0-9].py")}
+    assert files == {info.code for info in catalog.codes_for("keys") if info.code.startswith("PS")}
 
 
 def test_every_code_documents_the_four_sections():

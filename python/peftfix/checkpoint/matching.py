@@ -38,10 +38,17 @@ def _load_as(load_as: str) -> str:
 
 
 def check_adapter(
-    adapter: PathLike, base: PathLike, load_as: str = "causal-lm", *, cache: CacheSetting = True
+    adapter: PathLike,
+    base: PathLike,
+    load_as: str = "causal-lm",
+    *,
+    cache: CacheSetting = True,
+    server: Optional[str] = None,
 ) -> Report:
     """Check one adapter (directory or ``.safetensors`` file) against a base checkpoint (directory, file or index),
-    either local, on the Hub or remote. ``cache``: the base-index cache (True: the default directory).
+    either local, on the Hub or remote. ``cache``: the base-index cache (True: the default directory). ``server``
+    (``"vllm"``, ``"vllm==0.34.0"``, ``"sglang"``, ``"lorax"``): add the serving checks PS001-PS005, which read
+    local adapters and bases.
 
     Never raises for unreadable or corrupt checkpoints: they come back as a report with one PK000 finding.
     """
@@ -52,7 +59,12 @@ def check_adapter(
         data = native.check_adapter(resolve(adapter_path), resolve(base_path), load_as, _cache_dir(cache))
     except backend.readable_errors() as error:
         return Report.unreadable_checkpoint(adapter_path, base_path, error)
-    return Report.from_native(data, adapter_path)
+    report = Report.from_native(data, adapter_path)
+    if server is not None and not report.unreadable:
+        from peftfix.serving import check_serving
+
+        report.findings.extend(check_serving(adapter_path, base_path, server))
+    return report
 
 
 class BaseIndex:

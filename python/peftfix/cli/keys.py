@@ -23,8 +23,10 @@ from peftfix.checkpoint.backend import readable_errors
 from peftfix.checkpoint.errors import BaseNotFound
 from peftfix.checkpoint.locate import base_named_by, hub_ref, is_url
 from peftfix.cli.common import emit, exit_status, format_option
+from peftfix.diagnostics import Diagnostic
 from peftfix.diagnostics import Report as Findings
 from peftfix.output.common import pluralize
+from peftfix.serving import Profile, ProfileError, ServingInputError, check_serving, select
 
 # Below this many adapters the bar would only flicker.
 PROGRESS_MIN_ADAPTERS = 4
@@ -59,6 +61,12 @@ PROGRESS_BATCH = 32
     is_flag=True,
     help="Read every shard header of the base, not the base-index cache (PEFTFIX_CACHE_DIR, else the user cache).",
 )
+@click.option(
+    "--server",
+    metavar="SERVER",
+    help="Also check serving: vllm, sglang or lorax (its newest profile), or vllm==VERSION: whether the server "
+    "loads the adapter and whether it takes effect there (PS001-PS005).",
+)
 @format_option()
 def keys_command(
     adapters: Sequence[str],
@@ -66,14 +74,17 @@ def keys_command(
     load_as: str,
     remapped_out: Optional[str],
     no_cache: bool,
+    server: Optional[str],
     output_format: str,
 ) -> None:
     """Match every key of each ADAPTER to its module in BASE from safetensors headers alone: prefix mismatches
     PEFT drops silently (PK001), unmatched modules (PK002), shape conflicts such as a resized vocabulary
-    (PK003), all-zero lora_B (PK004), config disagreements (PK005), empty adapters (PK006), unreadable
-    checkpoints (PK000). `peftfix explain PK001` documents each code."""
+    (PK003), a zero-initialised LoRA factor still zero (PK004), config disagreements (PK005), empty adapters
+    (PK006), unreadable checkpoints (PK000); with --server, what that server rejects or ignores (PS001-PS005).
+    `peftfix explain PK001` documents each code."""
     if remapped_out is not None and not remapped_out.strip():
         raise click.BadParameter("an empty path; give the directory to write the fixed adapter to", param_hint="OUT")
+    profile = _profile(server) if server is not None else None
     groups = _by_base(adapters, base)
     reports_by_adapter: dict[int, Report] = {}
     indexes = []
@@ -83,6 +94,8 @@ def keys_command(
         indexes.append(index)
         for position, report in zip(positions, _check_all(index, [adapters[i] for i in positions]), strict=True):
             reports_by_adapter[position] = report
+            if profile is not None and not report.unreadable:
+                report.findings.extend(_serving(adapters[position], group_base, profile))
     reports = [reports_by_adapter[position] for position in range(len(adapters))]
     written, write_failed = _write_remapped(reports, remapped_out) if remapped_out else ([], False)
     findings = Findings.from_diagnostics(finding for report in reports for finding in report.findings)
@@ -91,6 +104,22 @@ def keys_command(
         click.echo(line, err=True)
     has_errors = write_failed or any(report.unreadable for report in reports)
     click.get_current_context().exit(exit_status(has_errors, bool(findings.findings)))
+
+
+def _profile(spec: str) -> Profile:
+    try:
+        return select(spec)
+    except ProfileError as error:
+        raise click.BadParameter(str(error), param_hint="--server") from None
+
+
+def _serving(adapter: str, base: str, profile: Profile) -> list[Diagnostic]:
+    """The PS findings; an input the serving checks cannot read is said on stderr (the PK findings stand)."""
+    try:
+        return check_serving(adapter, base, profile)
+    except ServingInputError as error:
+        click.echo(f"peftfix: {adapter}: no serving check: {error}", err=True)
+        return []
 
 
 def _by_base(adapters: Sequence[str], base: Optional[str]) -> dict[str, list[int]]:
