@@ -48,6 +48,10 @@ CASES = [
     ("automodel", "llama", "lorax", {("PS004", "no-op")}),
     ("llama-sharded", "llama", "lorax", set()),
     ("llama-named", "llama", "lorax", {("PS005", "reject")}),
+    # layers_to_transform=[0]: LoraWeights.load drops q_proj and v_proj from every layer when one layer lacks them.
+    ("llama-layers0", "llama", "lorax", {("PS004", "no-op")}),
+    ("llama-layers0", "llama", "vllm", set()),
+    ("llama-layers0", "llama", "sglang", set()),
 ]
 
 

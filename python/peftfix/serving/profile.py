@@ -85,6 +85,7 @@ class Targets:
 class Paths:
     apply: str  # full-path | layer-index | exact-path
     text_fallback: bool
+    every_layer: bool  # a module type missing from some layer is dropped on every layer
     rename: dict[str, dict[str, str]]  # architecture -> prefix renames
     source: str
 
@@ -168,6 +169,7 @@ def _build(data: dict[str, Any], file: str) -> Profile:
         paths=Paths(
             apply=paths["apply"],
             text_fallback=paths.get("text_fallback", False),
+            every_layer=paths.get("every_layer", False),
             rename=dict(paths.get("rename", {})),
             source=paths["source"],
         ),

@@ -43,13 +43,28 @@ def _lands(ctx: Context, module: str, served: set[str], renames: dict[str, str])
     raise ValueError(f"unknown apply rule {apply!r}")
 
 
+def _partial_types(ctx: Context, modules: list[str]) -> set[str]:
+    """Modules of a type (last name) the adapter covers on fewer decoder layers than the base has it on."""
+
+    def layers(paths, name):
+        return {m.group(1) for path in paths if path.rsplit(".", 1)[-1] == name and (m := LAYER.search(path))}
+
+    partial = set()
+    for name in {module.rsplit(".", 1)[-1] for module in modules}:
+        covered = layers(modules, name)
+        if covered and covered < layers(ctx.base.weights, name):
+            partial |= {module for module in modules if module.rsplit(".", 1)[-1] == name}
+    return partial
+
+
 def check(ctx: Context) -> list[Diagnostic]:
     modules = sorted(ctx.adapter.lora_modules())
     if not modules or not ctx.base.weights:
         return []
     renames = ctx.profile.paths.rename.get(ctx.base.architecture or "", {})
     served = _served(ctx, renames)
-    stray = [module for module in modules if not _lands(ctx, module, served, renames)]
+    partial = _partial_types(ctx, modules) if ctx.profile.paths.every_layer else set()
+    stray = [module for module in modules if module in partial or not _lands(ctx, module, served, renames)]
     if not stray:
         return []
     how = {
@@ -57,6 +72,8 @@ def check(ctx: Context) -> list[Diagnostic]:
         "layer-index": "it keeps only keys with `layers.N.` (and the embedding and LM head)",
         "exact-path": "it reads only the exact paths of its adapter layers",
     }[ctx.profile.paths.apply]
+    if partial:
+        how += ", and drops a module type the adapter has on some layers only (layers_to_transform) from every layer"
     if len(stray) == len(modules):
         what = (
             f"loads the adapter and applies it to nothing: none of its {len(modules)} LoRA modules (e.g. "
