@@ -79,10 +79,17 @@ def test_rank_limit_names_the_smallest_allowed_flag(checkpoints):
 def test_every_server_has_a_profile_and_the_newest_is_the_default():
     assert {profile.server for profile in profiles()} == {"vllm", "sglang", "lorax"}
     assert select("vllm") == select("vllm==0.34.0")
+    older = select("vllm==0.32.0")  # extends 0.34.0: only the text fallback differs
+    assert (older.rank, older.features, older.files) == (
+        select("vllm").rank,
+        select("vllm").features,
+        select("vllm").files,
+    )
+    assert not older.paths.text_fallback and select("vllm").paths.text_fallback
     assert select(" VLLM ").server == "vllm"
     with pytest.raises(ProfileError, match="choose one of"):
         select("tgi")
-    with pytest.raises(ProfileError, match=r"profiles exist for 0\.34\.0"):
+    with pytest.raises(ProfileError, match=r"profiles exist for 0\.32\.0, 0\.34\.0"):
         select("vllm==0.1.0")
 
 
@@ -131,6 +138,13 @@ def test_vllm_applies_an_automodel_adapter_on_llava_to_nothing(llava):
     findings = check_serving(llava["automodel"], llava["base"], "vllm")
     assert _codes(findings) == {("PS004", "no-op")}
     assert findings[0].details["count"] == findings[0].details["total"] == 4
+
+
+def test_vllm_before_0_33_applies_a_text_only_adapter_on_llava_to_nothing(llava):
+    # vLLM issues #34186 and #48019: the rename map has no `model.` rule for LLaVA, and 0.32 has no fallback.
+    findings = check_serving(llava["text"], llava["base"], "vllm==0.32.0")
+    assert _codes(findings) == {("PS004", "no-op")}
+    assert check_serving(llava["full"], llava["base"], "vllm==0.32.0")[0].details["effect"] == "ignore"
 
 
 def test_lorax_does_not_serve_adapters_on_llava(llava):

@@ -176,13 +176,34 @@ def _build(data: dict[str, Any], file: str) -> Profile:
     )
 
 
+def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` on top of ``base``: tables merge key by key, anything else is replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merged[key] = _merged(base[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 @cache
 def profiles() -> tuple[Profile, ...]:
-    """Every profile shipped, sorted by server then version."""
-    found = []
-    for entry in resources.files("peftfix.serving").joinpath("profiles").iterdir():
-        if entry.name.endswith(".toml"):
-            found.append(_build(tomllib.loads(entry.read_text(encoding="utf-8")), entry.name))
+    """Every profile shipped, sorted by server then version. A profile may ``extends = "<file>"``: it then states
+    only what differs from that release."""
+    folder = resources.files("peftfix.serving").joinpath("profiles")
+    raw = {
+        entry.name: tomllib.loads(entry.read_text(encoding="utf-8"))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".toml")
+    }
+
+    def resolved(name: str) -> dict[str, Any]:
+        data = raw[name]
+        parent = data.get("extends")
+        return _merged(resolved(parent), data) if parent else data
+
+    found = [_build(resolved(name), name) for name in raw]
     return tuple(sorted(found, key=lambda p: (p.server, _version_key(p.version))))
 
 
