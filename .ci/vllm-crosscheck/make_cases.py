@@ -35,7 +35,7 @@ def real_config_adapters(built: ckpt_cases.Built, out: Path) -> dict[str, Path]:
     vLLM's verdict on them turns on the config alone."""
     weights = Path(built.adapters["llama-qv"]) / "adapter_model.safetensors"
     adapters = {}
-    for config in sorted(REAL_CONFIGS.glob("*.json")):
+    for config in sorted(REAL_CONFIGS.glob("*__*.json")):
         folder = out / "real" / config.stem
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(config, folder / "adapter_config.json")

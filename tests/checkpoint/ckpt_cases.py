@@ -501,6 +501,10 @@ def build_adapters(root: Path, bases: dict[str, Path]) -> dict[str, Path]:
     a["tied-mts"] = _adapter(
         causal("llama-tied"), root / "tied-mts", task_type="CAUSAL_LM", target_modules=qv, modules_to_save=["lm_head"]
     )
+    # LoRA on the tied lm_head itself (SGLang's test_lora_tied_lm_head serves this).
+    a["tied-lm-head-lora"] = _adapter(
+        causal("llama-tied"), root / "tied-lm-head-lora", task_type="CAUSAL_LM", target_modules=[*qv, "lm_head"]
+    )
     a["tied-mts-ensured"] = _adapter(
         causal("llama-tied"),
         root / "tied-mts-ensured",

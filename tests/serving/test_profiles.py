@@ -42,6 +42,9 @@ CASES = [
     ("automodel", "llama", "sglang", set()),  # SGLang places keys by `layers.N.`: the prefix does not matter
     ("llama-sharded", "llama", "sglang", set()),
     ("llama-r32", "llama", "sglang", set()),
+    ("tied-lm-head-lora", "llama-tied", "sglang", set()),  # test_lora_tied_lm_head.py
+    ("tied-lm-head-lora", "llama-tied", "vllm", set()),  # Llama lists lm_head among its embedding modules
+    ("tied-lm-head-lora", "llama-tied", "lorax", set()),
     ("llama-qv", "llama", "lorax", set()),
     ("llama-dora", "llama", "lorax", {("PS002", "ignore")}),
     ("llama-embedding", "llama", "lorax", {("PS001", "ignore")}),
