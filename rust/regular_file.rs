@@ -43,6 +43,31 @@ pub fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// A whole-file read with a size limit: the bytes, or the size that was over the limit.
+#[derive(Debug)]
+pub enum Limited<T> {
+    Within(T),
+    TooLarge(u64),
+}
+
+/// Reads the whole of `path` if it is a regular file (see [`open_regular`]) of at most
+/// `limit` bytes; a larger one is not read. Reads at most `limit + 1` bytes, so a file that
+/// grows meanwhile cannot run away either.
+pub fn read_limited(path: &Path, limit: u64) -> io::Result<Limited<Vec<u8>>> {
+    use std::io::Read;
+    let file = open_regular(path)?;
+    let len = file.metadata()?.len();
+    if len > limit {
+        return Ok(Limited::TooLarge(len));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0) + 1);
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Ok(Limited::TooLarge(bytes.len() as u64));
+    }
+    Ok(Limited::Within(bytes))
+}
+
 /// Whether `path` exists and is something a blocking read could hang on (a FIFO, a
 /// socket, a device), following symlinks; a missing path is not.
 pub fn is_special(path: &Path) -> bool {
@@ -105,5 +130,18 @@ mod tests {
         assert!(!is_special(&dir.path().join("missing")));
         let err = open_regular(dir.path()).unwrap_err();
         assert!(err.to_string().contains("directory"), "{err}");
+    }
+
+    #[test]
+    fn a_limited_read_reports_the_size_of_a_file_over_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a");
+        std::fs::write(&file, b"abcd").unwrap();
+        assert!(matches!(read_limited(&file, 4).unwrap(), Limited::Within(b) if b == b"abcd"));
+        assert!(matches!(
+            read_limited(&file, 3).unwrap(),
+            Limited::TooLarge(4)
+        ));
+        assert!(read_limited(dir.path(), 10).is_err());
     }
 }

@@ -12,7 +12,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
 use crate::discovery::error_text::describe_io_error;
-use crate::regular_file::read_regular;
+use crate::regular_file::{read_limited, Limited};
 use crate::storage::{self, Location};
 
 pub const CONFIG_FILE: &str = "adapter_config.json";
@@ -66,10 +66,11 @@ pub fn load_at(location: &Location) -> ConfigStatus {
     };
     let path = location.error_path();
     match storage::wait(file, file.fetch_small(MAX_CONFIG_LEN)) {
-        Ok(Some((bytes, _))) => match parse(&bytes) {
+        Ok(Some(Limited::Within((bytes, _)))) => match parse(&bytes) {
             Ok(config) => ConfigStatus::Loaded(config),
             Err(reason) => ConfigStatus::Unreadable(path, reason),
         },
+        Ok(Some(Limited::TooLarge(len))) => ConfigStatus::Unreadable(path, too_large(len)),
         Ok(None) => ConfigStatus::Missing(path),
         Err(err) => ConfigStatus::Unreadable(path, err.reason()),
     }
@@ -87,20 +88,19 @@ pub fn load(path: &Path) -> ConfigStatus {
     if !meta.is_file() {
         return ConfigStatus::Unreadable(path.to_path_buf(), "not a regular file".into());
     }
-    if meta.len() > MAX_CONFIG_LEN {
-        return ConfigStatus::Unreadable(
-            path.to_path_buf(),
-            format!("{} bytes is too large for a config", meta.len()),
-        );
-    }
     // Not a plain read: the type was checked by name, and a FIFO swapped in since would block.
-    match read_regular(path) {
-        Ok(bytes) => match parse(&bytes) {
+    match read_limited(path, MAX_CONFIG_LEN) {
+        Ok(Limited::Within(bytes)) => match parse(&bytes) {
             Ok(config) => ConfigStatus::Loaded(config),
             Err(reason) => ConfigStatus::Unreadable(path.to_path_buf(), reason),
         },
+        Ok(Limited::TooLarge(len)) => ConfigStatus::Unreadable(path.to_path_buf(), too_large(len)),
         Err(err) => ConfigStatus::Unreadable(path.to_path_buf(), describe_io_error(&err)),
     }
+}
+
+fn too_large(len: u64) -> String {
+    format!("{len} bytes is too large for a config")
 }
 
 /// Parses config JSON.

@@ -8,7 +8,6 @@
 //! is looked up first and a hit reads no shard at all.
 
 use std::borrow::Cow;
-use std::io::Read;
 use std::path::Path;
 
 use futures::StreamExt;
@@ -19,7 +18,7 @@ use crate::checkpoint::error::{CheckpointError, ErrorKind, Result};
 use crate::checkpoint::index_cache::IndexCache;
 use crate::checkpoint::index_json::parse_index;
 use crate::checkpoint::{INDEX_FILE, SINGLE_FILE};
-use crate::regular_file::open_regular;
+use crate::regular_file::{read_limited, Limited};
 use crate::safetensors::Header;
 use crate::storage::{self, remote, runtime, Location, RemoteFile};
 
@@ -144,15 +143,11 @@ fn local_layout(path: &Path) -> Result<Layout> {
 }
 
 fn read_local_index(index: &Path) -> Result<Vec<u8>> {
-    let io = |err: std::io::Error| CheckpointError::io(index, &err);
-    let file = open_regular(index).map_err(io)?;
-    let meta = file.metadata().map_err(io)?;
-    if meta.len() > MAX_INDEX_LEN {
-        return Err(index_too_large(index, meta.len()));
+    match read_limited(index, MAX_INDEX_LEN) {
+        Ok(Limited::Within(bytes)) => Ok(bytes),
+        Ok(Limited::TooLarge(len)) => Err(index_too_large(index, len)),
+        Err(err) => Err(CheckpointError::io(index, &err)),
     }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1);
-    (&file).read_to_end(&mut bytes).map_err(io)?;
-    Ok(bytes)
 }
 
 fn index_too_large(index: impl AsRef<Path>, len: u64) -> CheckpointError {
@@ -196,16 +191,11 @@ fn remote_layout(file: &RemoteFile) -> Result<Layout> {
 }
 
 fn fetch_index(index: &RemoteFile) -> Result<Option<Vec<u8>>> {
-    let fetched = storage::wait(index, index.fetch_small(MAX_INDEX_LEN)).map_err(|err| {
-        // The size limit is the index's own error kind.
-        match &err.kind {
-            ErrorKind::Io(reason) if reason.contains("-byte limit") => {
-                CheckpointError::new(index.url(), ErrorKind::BadIndex(reason.clone()))
-            }
-            _ => err,
-        }
-    })?;
-    Ok(fetched.map(|(bytes, _)| bytes.to_vec()))
+    match storage::wait(index, index.fetch_small(MAX_INDEX_LEN))? {
+        Some(Limited::Within((bytes, _))) => Ok(Some(bytes.to_vec())),
+        Some(Limited::TooLarge(len)) => Err(index_too_large(index.url(), len)),
+        None => Ok(None),
+    }
 }
 
 fn not_found(file: &RemoteFile) -> CheckpointError {

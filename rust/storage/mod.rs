@@ -19,6 +19,7 @@ pub mod runtime;
 use std::path::{Path, PathBuf};
 
 use crate::checkpoint::error::{CheckpointError, ErrorKind, Result};
+use crate::regular_file::{read_limited, Limited};
 use crate::safetensors::Header;
 pub use remote::RemoteFile;
 
@@ -134,26 +135,23 @@ pub fn read_header_into(location: &Location, header: &mut Header) -> Result<Opti
 
 /// The whole of a small file at `location` (at most `limit` bytes), local or remote.
 pub fn read_small(location: &Location, limit: u64) -> Result<Vec<u8>> {
+    let over = |len: u64| {
+        CheckpointError::new(
+            location.error_path(),
+            ErrorKind::Io(format!(
+                "{len} bytes is over the {limit}-byte limit for this file"
+            )),
+        )
+    };
     match location {
-        Location::Local(path) => {
-            let io = |err: std::io::Error| CheckpointError::io(path, &err);
-            let file = crate::regular_file::open_regular(path).map_err(io)?;
-            let len = file.metadata().map_err(io)?.len();
-            if len > limit {
-                return Err(CheckpointError::new(
-                    path,
-                    ErrorKind::Io(format!(
-                        "{len} bytes is over the {limit}-byte limit for this file"
-                    )),
-                ));
-            }
-            let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-            std::io::Read::read_to_end(&mut std::io::Read::take(&file, limit + 1), &mut bytes)
-                .map_err(io)?;
-            Ok(bytes)
-        }
+        Location::Local(path) => match read_limited(path, limit) {
+            Ok(Limited::Within(bytes)) => Ok(bytes),
+            Ok(Limited::TooLarge(len)) => Err(over(len)),
+            Err(err) => Err(CheckpointError::io(path, &err)),
+        },
         Location::Remote(file) => match wait(file, file.fetch_small(limit))? {
-            Some((bytes, _)) => Ok(bytes.to_vec()),
+            Some(Limited::Within((bytes, _))) => Ok(bytes.to_vec()),
+            Some(Limited::TooLarge(len)) => Err(over(len)),
             None => Err(CheckpointError::new(
                 file.url(),
                 ErrorKind::Io(remote::NOT_FOUND.into()),

@@ -29,6 +29,7 @@ use url::Url;
 
 use super::{auth, runtime};
 use crate::checkpoint::error::{CheckpointError, ErrorKind, Result};
+use crate::regular_file::Limited;
 use crate::safetensors::check_sizes;
 
 /// Bytes asked for in the first request for a safetensors file: the 8-byte length and,
@@ -169,8 +170,8 @@ impl RemoteFile {
     }
 
     /// The whole object when it is at most `limit` bytes (checked before the body is
-    /// read); `None` when there is no such object.
-    pub async fn fetch_small(&self, limit: u64) -> Result<Option<(Bytes, ObjectMeta)>> {
+    /// read), else its size; `None` when there is no such object.
+    pub async fn fetch_small(&self, limit: u64) -> Result<Option<Limited<(Bytes, ObjectMeta)>>> {
         let result = match self.store.get(&self.path).await {
             Ok(result) => result,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -178,16 +179,14 @@ impl RemoteFile {
         };
         let meta = result.meta.clone();
         if meta.size > limit {
-            return Err(self.error(format!(
-                "{} bytes is over the {limit}-byte limit for this file",
-                meta.size
-            )));
+            // The body is not read: dropping the response closes the stream.
+            return Ok(Some(Limited::TooLarge(meta.size)));
         }
         let bytes = result.bytes().await.map_err(|err| self.failed(&err))?;
         if bytes.len() as u64 != meta.size {
             return Err(self.truncated(bytes.len() as u64, meta.size));
         }
-        Ok(Some((bytes, meta)))
+        Ok(Some(Limited::Within((bytes, meta))))
     }
 
     /// The 8-byte length and the header of a safetensors file; `None` when there is no

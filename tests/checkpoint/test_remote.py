@@ -324,3 +324,26 @@ def test_cli_reads_s3_and_the_hub_as_the_local_run(checkpoints, s3_root, hub_ser
     hub = _keys_json(["hf://org/adapter"], hub_env)
     assert [(f["code"], f["details"]) for f in hub] == expected
     assert hub[0]["filename"] == "hf://org/adapter"
+
+
+def test_a_hub_id_is_resolved_once_for_a_fleet(checkpoints, hub_server, monkeypatch, tmp_path):
+    """Many adapters naming one Hub base, checked in several calls: the Hub is asked for its commit once."""
+    from huggingface_hub import constants
+
+    from peftfix.checkpoint import locate
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(locate, "_COMMITS", {})
+    case = CASES_BY_NAME["llama-qv"]
+    adapter, base = checkpoints.adapter_path(case), checkpoints.base_path(case)
+    server = hub_server({"org/base": Path(base)})
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    reports = [check_adapter(adapter, "org/base", cache=False) for _ in range(3)]
+    assert all(report.codes == [] for report in reports)
+    info_requests = [path for _, path, _, _ in server.requests if path.startswith("/api/models/org/base")]
+    assert len(info_requests) == 1, info_requests
+    monkeypatch.setattr(locate, "COMMIT_TTL_SECONDS", 0.0)  # expired: asked again
+    check_adapter(adapter, "org/base", cache=False)
+    assert len([path for _, path, _, _ in server.requests if path.startswith("/api/models/org/base")]) == 2

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import urlsplit
@@ -113,23 +114,42 @@ def _endpoint() -> str:
     return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
 
 
-def _from_hub(ref: HubRef) -> str:
-    """``<endpoint>/<repo>/resolve/<commit>[/<subfolder>]``, the revision pinned to its commit; the token is sent to
-    the endpoint only."""
-    from huggingface_hub import HfApi, get_token
+# Commits found on the Hub, by (endpoint, repo, revision, token): a fleet of adapters naming one base asks once.
+# Kept a few minutes only, so a long-running pipeline still sees a branch move.
+_COMMITS: dict[tuple[str, str, Optional[str], Optional[str]], tuple[float, str]] = {}
+COMMIT_TTL_SECONDS = 300.0
 
-    from peftfix.checkpoint import backend
 
-    endpoint, token = _endpoint(), get_token()
+def _commit(endpoint: str, token: Optional[str], ref: HubRef) -> str:
+    from huggingface_hub import HfApi
+
+    key = (endpoint, ref.repo_id, ref.revision, token)
+    now = time.monotonic()
+    known = _COMMITS.get(key)
+    if known is not None and now - known[0] < COMMIT_TTL_SECONDS:
+        return known[1]
     try:
         info = HfApi(endpoint=endpoint, token=token).model_info(ref.repo_id, revision=ref.revision)
     except Exception as error:  # RepositoryNotFoundError, RevisionNotFoundError, GatedRepoError, network errors
         raise LocationError(str(ref), f"cannot be resolved on {endpoint} ({_hub_reason(error)})") from None
     if not info.sha:
         raise LocationError(str(ref), f"{endpoint} gave no commit for it")
+    _COMMITS[key] = (now, info.sha)
+    return info.sha
+
+
+def _from_hub(ref: HubRef) -> str:
+    """``<endpoint>/<repo>/resolve/<commit>[/<subfolder>]``, the revision pinned to its commit; the token is sent to
+    the endpoint only."""
+    from huggingface_hub import get_token
+
+    from peftfix.checkpoint import backend
+
+    endpoint, token = _endpoint(), get_token()
+    commit = _commit(endpoint, token, ref)
     split = urlsplit(endpoint)
     backend.native().set_http_token(f"{split.scheme}://{split.netloc}", token)
-    url = f"{endpoint}/{ref.repo_id}/resolve/{info.sha}"
+    url = f"{endpoint}/{ref.repo_id}/resolve/{commit}"
     return f"{url}/{ref.subfolder}" if ref.subfolder else url
 
 
