@@ -192,3 +192,15 @@ def test_vllm_refuses_config_fields_of_the_wrong_type(checkpoints, tmp_path):
     (adapter / "adapter_config.json").write_text("{not json")
     (finding,) = check_serving(adapter, checkpoints.bases["llama"], "vllm")
     assert finding.code == "PS005" and "cannot read" in finding.message
+
+
+def test_a_fifo_in_place_of_a_config_is_refused_without_hanging(checkpoints, tmp_path):
+    import os
+    import shutil
+
+    adapter = tmp_path / "adapter"
+    shutil.copytree(checkpoints.adapters["llama-qv"], adapter)
+    (adapter / "adapter_config.json").unlink()
+    os.mkfifo(adapter / "adapter_config.json")
+    (finding,) = check_serving(adapter, checkpoints.bases["llama"], "vllm")
+    assert finding.code == "PS005" and "cannot read" in finding.message

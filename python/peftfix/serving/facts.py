@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from peftfix.checkpoint.backend import read_header
+from peftfix.files import read_regular
 
 PEFT_PREFIX = "base_model.model."
 CONFIG_FILE = "adapter_config.json"
@@ -86,9 +87,9 @@ def _local(spec: str, what: str) -> str:
 
 
 def _json(path: str) -> Optional[dict[str, Any]]:
+    # read_regular: a FIFO or device in place of a config is refused at once, never read (it would block).
     try:
-        with open(path, encoding="utf-8") as handle:
-            value = json.load(handle)
+        value = json.loads(read_regular(path))
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None

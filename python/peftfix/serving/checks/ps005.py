@@ -8,6 +8,7 @@ one folder down, a weights file whose header is corrupt, tensor names the server
 from __future__ import annotations
 
 import fnmatch
+import os
 
 from peftfix.diagnostics import Diagnostic
 from peftfix.serving.checks.ps002 import present_features
@@ -119,13 +120,13 @@ def check(ctx: Context) -> list[Diagnostic]:
     if config is None:
         if not files.required_config:
             return findings
-        problem = "cannot read" if CONFIG_FILE in adapter.files else "needs"
+        problem = "cannot read" if os.path.exists(os.path.join(adapter.path, CONFIG_FILE)) else "needs"
         findings.append(
             ctx.finding(
                 "PS005",
                 "reject",
                 f"{problem} `{CONFIG_FILE}` beside the weights"
-                + (" (not a JSON object)" if problem == "cannot read" else ""),
+                + (" (not a regular file holding a JSON object)" if problem == "cannot read" else ""),
                 files.source,
                 fields=[],
             )
