@@ -91,6 +91,14 @@ impl Context<'_> {
         module_path(self.header, self.owned, module)
     }
 
+    /// The paths of the modules the adapter saved full copies of (`modules_to_save`).
+    fn saved_copy_paths(&self) -> impl Iterator<Item = &str> + '_ {
+        self.modules
+            .iter()
+            .filter(|m| m.kinds & modules::SAVED != 0)
+            .map(|m| self.path(m))
+    }
+
     fn config(&self) -> &ConfigStatus {
         self.config
             .get_or_init(|| adapter_config::load_at(&self.paths.config))

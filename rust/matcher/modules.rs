@@ -60,6 +60,15 @@ impl Module {
     }
 }
 
+/// Whether `path` matches a `target_modules` list entry as PEFT matches one: the whole
+/// path, or a suffix after a dot.
+pub(super) fn is_targeted(path: &str, entry: &str) -> bool {
+    path == entry
+        || (path.len() > entry.len()
+            && path.ends_with(entry)
+            && path.as_bytes().get(path.len() - entry.len() - 1) == Some(&b'.'))
+}
+
 /// A saved copy of a base parameter: the parameter is the key's last component.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Saved {

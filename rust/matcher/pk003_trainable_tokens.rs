@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use super::modules::{last_component, OTHER};
+use super::modules::{is_targeted, last_component, OTHER};
 use super::report::Finding;
 use super::Context;
 use crate::checkpoint::adapter_config::ConfigStatus;
@@ -26,7 +26,7 @@ pub(super) fn check(ctx: &Context<'_>) -> Result<Vec<Finding>> {
             let path = ctx.path(m);
             m.kinds & OTHER != 0
                 && match entry {
-                    Some(entry) => super::pk005_targeted_and_saved::is_targeted(path, entry),
+                    Some(entry) => is_targeted(path, entry),
                     None => INPUT_EMBEDDINGS.contains(&last_component(path)),
                 }
         });

@@ -6,8 +6,9 @@
 
 use serde_json::json;
 
+use super::modules::is_targeted;
 use super::modules::{last_component, Module, LORA, NONE, OTHER};
-use super::pk005_targeted_and_saved::{is_targeted, targeted_and_saved};
+use super::pk005_targeted_and_saved::targeted_and_saved;
 use super::report::Finding;
 use super::Context;
 use crate::checkpoint::adapter_config::{

@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use super::modules::SAVED;
+use super::modules::is_targeted;
 use super::report::Finding;
 use super::Context;
 use crate::checkpoint::adapter_config::{AdapterConfig, ConfigStatus, TargetModules};
@@ -37,15 +37,6 @@ pub(super) fn check(ctx: &Context<'_>) -> Result<Vec<Finding>> {
     }])
 }
 
-/// Whether `path` matches a `target_modules` list entry as PEFT matches one: the whole
-/// path, or a suffix after a dot.
-pub(super) fn is_targeted(path: &str, entry: &str) -> bool {
-    path == entry
-        || (path.len() > entry.len()
-            && path.ends_with(entry)
-            && path.as_bytes().get(path.len() - entry.len() - 1) == Some(&b'.'))
-}
-
 /// The saved copies whose module a `target_modules` entry also names, by path; with no
 /// such copy on disk, the entries the two lists share.
 pub(super) fn targeted_and_saved<'a>(
@@ -59,10 +50,7 @@ pub(super) fn targeted_and_saved<'a>(
         return Vec::new();
     }
     let mut both: Vec<&str> = ctx
-        .modules
-        .iter()
-        .filter(|m| m.kinds & SAVED != 0)
-        .map(|m| ctx.path(m))
+        .saved_copy_paths()
         .filter(|path| {
             config
                 .modules_to_save

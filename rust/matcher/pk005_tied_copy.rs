@@ -7,7 +7,7 @@
 
 use serde_json::json;
 
-use super::modules::{last_component, SAVED};
+use super::modules::last_component;
 use super::report::Finding;
 use super::Context;
 use crate::checkpoint::adapter_config::ConfigStatus;
@@ -25,10 +25,7 @@ pub(super) fn check(ctx: &Context<'_>) -> Result<Vec<Finding>> {
         return Ok(Vec::new());
     }
     let mut copies: Vec<&str> = ctx
-        .modules
-        .iter()
-        .filter(|m| m.kinds & SAVED != 0)
-        .map(|m| ctx.path(m))
+        .saved_copy_paths()
         .filter(|path| {
             let last = last_component(path);
             last == "lm_head" || INPUT_EMBEDDINGS.contains(&last)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from peftfix.diagnostics import Diagnostic
 from peftfix.serving.context import Context, quoted
+from peftfix.serving.facts import EMBEDDING_NAMES
 
 # Embedding and LM-head names, not judged on an architecture whose profile does not list its embedding modules.
-UNJUDGED = frozenset({"embed_tokens", "lm_head", "wte", "word_embeddings", "embed_in", "tok_embeddings"})
+UNJUDGED = frozenset({*EMBEDDING_NAMES, "lm_head"})
 
 
 def _supported(ctx: Context) -> set[str] | None:
