@@ -100,6 +100,9 @@ class Diagnostic:
     # The file a finding without a location is about (an adapter's weights or config), for the formats that must
     # point at a file (SARIF, GitHub annotations); `filename` stays what the user named. Not part of the JSON.
     artifact: Optional[str] = None
+    # Notebooks: the cell (1-based among all cells, as Jupyter and Ruff number them) that ``location`` and the
+    # fix's edits are relative to; None for every other file.
+    cell: Optional[int] = None
 
     @property
     def artifact_path(self) -> str:
@@ -107,10 +110,10 @@ class Diagnostic:
 
     def sort_key(self) -> tuple:
         loc = self.location or Location(0, 0)
-        return (self.filename, loc.row, loc.column, self.code)
+        return (self.filename, self.cell or 0, loc.row, loc.column, self.code)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "code": self.code,
             "message": self.message,
             "filename": self.filename,
@@ -120,6 +123,9 @@ class Diagnostic:
             "fix": self.fix.to_json() if self.fix else None,
             "details": self.details,
         }
+        if self.cell is not None:  # as Ruff reports notebooks: the cell, and rows within it
+            data["cell"] = self.cell
+        return data
 
 
 class FindingsMixin:

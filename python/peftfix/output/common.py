@@ -13,8 +13,11 @@ def position(location: Optional[Location]) -> str:
 
 
 def location_label(diagnostic: Diagnostic) -> str:
-    """`path:row:col` (or just `path` when the finding has no location), as compilers and Ruff print it."""
+    """`path:row:col` (or just `path` when the finding has no location), as compilers and Ruff print it; in a
+    notebook `path:cell N:row:col`, the row counted within the cell."""
     where = position(diagnostic.location)
+    if where and diagnostic.cell is not None:
+        where = f"cell {diagnostic.cell}:{where}"
     return f"{diagnostic.filename}:{where}" if where else diagnostic.filename
 
 

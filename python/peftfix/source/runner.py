@@ -355,7 +355,7 @@ def _collect(results: Iterable[FileResult], errors: list[tuple[str, str]], setti
 
 
 def _identity(diagnostic: Diagnostic) -> tuple:
-    return (diagnostic.filename, diagnostic.code, diagnostic.location, diagnostic.end_location)
+    return (diagnostic.filename, diagnostic.cell, diagnostic.code, diagnostic.location, diagnostic.end_location)
 
 
 def discover(
