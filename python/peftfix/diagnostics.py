@@ -50,13 +50,17 @@ class Edit:
     content: str
     location: Location
     end_location: Location
+    cell: Optional[int] = None  # notebooks: the cell the locations are relative to (a fix may span cells)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "content": self.content,
             "location": self.location.to_json(),
             "end_location": self.end_location.to_json(),
         }
+        if self.cell is not None:
+            data["cell"] = self.cell
+        return data
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 //! Semantics follow Ruff: a path naming a file is always checked, whatever its name; a
 //! directory is walked recursively (in parallel), honouring `.gitignore` / `.ignore`
 //! even outside a git repository, skipping hidden entries, the default excluded
-//! directories and the user's `exclude` patterns, and keeping `*.py` files.
+//! directories and the user's `exclude` patterns, and keeping `*.py` files and Jupyter
+//! notebooks (`*.ipynb`, checked as the program their code cells make).
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -211,7 +212,8 @@ impl Drop for Collector {
 }
 
 fn is_python_source(path: &Path) -> bool {
-    path.extension().is_some_and(|extension| extension == "py")
+    path.extension()
+        .is_some_and(|extension| extension == "py" || extension == "ipynb")
 }
 
 /// `./src/./a.py` -> `src/a.py`, so `peftfix .` and `peftfix a.py` name a file the same
@@ -316,9 +318,14 @@ mod tests {
             "a/deep/er/y.py",
             "a/notes.txt",
             "a/stub.pyi",
+            "nb/tutorial.ipynb",
+            "nb/data.json",
         ]);
         let (files, errors) = found(dir.path(), &[], true);
-        assert_eq!(files, ["a/deep/er/y.py", "a/x.py", "b.py"]);
+        assert_eq!(
+            files,
+            ["a/deep/er/y.py", "a/x.py", "b.py", "nb/tutorial.ipynb"]
+        );
         assert!(errors.is_empty(), "{errors:?}");
     }
 

@@ -12,6 +12,9 @@ import click
 from peftfix.cli.common import UsageProblem, emit, exit_status, format_option
 from peftfix.diagnostics import Diagnostic, Report
 from peftfix.output.common import location_label, pluralize
+from peftfix.output.snippets import SourceLines
+from peftfix.output.statistics import FORMATS as STATISTICS_FORMATS
+from peftfix.output.statistics import render as render_statistics
 
 CACHE_DIR_NAME = ".peftfix_cache"
 
@@ -78,7 +81,20 @@ Exit codes: 0 nothing left to report, 1 findings remain, 2 usage error, unreadab
 @click.option("--ignore", multiple=True, metavar="CODES", help="Rules to disable.")
 @click.option("--extend-select", multiple=True, metavar="CODES", help="Rules to enable in addition.")
 @format_option()
+@click.option(
+    "--output-format",
+    "text_style",
+    type=click.Choice(["full", "concise"]),
+    default="full",
+    show_default=True,
+    help="The text format: each finding with its source lines, or one line per finding.",
+)
+@click.option("--statistics", is_flag=True, help="Show how many findings of each code, instead of the findings.")
+@click.option("--show-fixes", is_flag=True, help="Show each fix as a diff, and list what --apply fixed (text format).")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings remain (errors still exit 2).")
+@click.option(
+    "--exit-non-zero-on-fix", is_flag=True, help="Exit 1 when --apply fixed something, even if nothing remains."
+)
 @click.option(
     "--config",
     "config_file",
@@ -106,7 +122,11 @@ def check_command(
     ignore: tuple[str, ...],
     extend_select: tuple[str, ...],
     output_format: str,
+    text_style: str,
+    statistics: bool,
+    show_fixes: bool,
     exit_zero: bool,
+    exit_non_zero_on_fix: bool,
     config_file: Optional[Path],
     stdin_filename: Optional[str],
     respect_gitignore: bool,
@@ -121,13 +141,17 @@ def check_command(
     read_stdin = paths == ("-",) or (not paths and stdin_filename is not None)
     if "-" in paths and not read_stdin:
         raise UsageProblem("'-' (stdin) cannot be combined with other paths")
+    if statistics and output_format not in STATISTICS_FORMATS:
+        raise UsageProblem(f"--statistics is shown as {' or '.join(STATISTICS_FORMATS)}, not {output_format}")
     mode = FixMode.APPLY if apply_fixes else FixMode.DIFF if show_diff else FixMode.CHECK
     configs = _config_resolver(select, ignore, extend_select, unsafe_fixes, config_file)
-    # JSON and SARIF show the edits of each fix: only they (and fixing) pay for building them.
-    with_edits = output_format in ("json", "sarif")
+    # JSON and SARIF show the edits of each fix, and so does text with --show-fixes: only they (and fixing) pay
+    # for building them.
+    with_edits = output_format in ("json", "sarif") or (output_format == "text" and show_fixes)
 
+    stdin_text: dict[str, str] = {}
     if read_stdin:
-        run = _check_stdin(configs, stdin_filename, mode, with_edits)
+        run = _check_stdin(configs, stdin_filename, mode, with_edits, stdin_text)
     else:
         targets = list(paths) or ["."]
         cache = None if no_cache else str(cache_dir or _default_cache_dir(configs, targets[0]))
@@ -143,8 +167,18 @@ def check_command(
     else:
         # With stdin --apply, stdout carries the fixed source, so the diagnostics go to stderr (as in Ruff).
         to_stderr = read_stdin and mode is FixMode.APPLY
-        emit(report, output_format, err=to_stderr)
-        has_findings = bool(report.findings)
+        if statistics:
+            click.echo(render_statistics(report, output_format), nl=False, err=to_stderr)
+        else:
+            emit(
+                report,
+                output_format,
+                err=to_stderr,
+                full=text_style == "full",
+                show_fixes=show_fixes,
+                sources=SourceLines(stdin_text),
+            )
+        has_findings = bool(report.findings) or (exit_non_zero_on_fix and bool(report.fixed))
     click.get_current_context().exit(exit_status(run.has_errors, has_findings, exit_zero))
 
 
@@ -176,7 +210,10 @@ def _binary(stream: Any) -> Any:
     return getattr(stream, "buffer", stream)
 
 
-def _check_stdin(configs: ConfigResolver, stdin_filename: Optional[str], mode: FixMode, with_edits: bool) -> CheckRun:
+def _check_stdin(
+    configs: ConfigResolver, stdin_filename: Optional[str], mode: FixMode, with_edits: bool, texts: dict[str, str]
+) -> CheckRun:
+    """Check stdin; ``texts`` gets the text the findings are located in (for the snippets of the full format)."""
     from peftfix.source.config import ConfigError
     from peftfix.source.runner import FixMode, run_stdin
 
@@ -186,6 +223,8 @@ def _check_stdin(configs: ConfigResolver, stdin_filename: Optional[str], mode: F
         raise UsageProblem(str(error)) from error
     data = _binary(sys.stdin).read()
     run, fixed_output = run_stdin(data, stdin_filename or "-", settings, mode, with_edits)
+    located_in = fixed_output if mode is FixMode.APPLY else data
+    texts[stdin_filename or "-"] = located_in.decode("utf-8", "replace")
     if mode is FixMode.APPLY:
         stdout = _binary(sys.stdout)
         stdout.write(fixed_output)

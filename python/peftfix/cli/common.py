@@ -53,19 +53,32 @@ def format_option(default: str = "text") -> Callable[[FC], FC]:
 
 
 def wants_color(err: bool = False) -> bool:
+    """Colour on a terminal; `NO_COLOR` (set and not empty) turns it off and, failing that, `FORCE_COLOR` on
+    (no-color.org, force-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
     stream = sys.stderr if err else sys.stdout
-    return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
+    return hasattr(stream, "isatty") and stream.isatty()
 
 
-def render(report: Report, output_format: str, err: bool = False, context: Sequence[str] = ()) -> str:
+def render(
+    report: Report, output_format: str, err: bool = False, context: Sequence[str] = (), **text_options: Any
+) -> str:
     """The report in ``output_format``. ``context`` lines (what was checked, figures) precede the findings in
-    the text format only: machine formats carry the same figures in each finding's details."""
+    the text format only: machine formats carry the same figures in each finding's details. ``text_options``
+    go to the text renderer (full format, fixes shown, sources)."""
     render_format = renderer(output_format)
     if output_format != "text":
         return render_format(report)
     lines = "".join(f"{line}\n" for line in context)
-    return lines + render_format(report, color=wants_color(err))
+    return lines + render_format(report, color=wants_color(err), **text_options)
 
 
-def emit(report: Report, output_format: str, err: bool = False, context: Sequence[str] = ()) -> None:
-    click.echo(render(report, output_format, err=err, context=context), nl=False, err=err)
+def emit(
+    report: Report, output_format: str, err: bool = False, context: Sequence[str] = (), **text_options: Any
+) -> None:
+    text = render(report, output_format, err=err, context=context, **text_options)
+    # click strips ANSI codes when the stream is not a terminal; FORCE_COLOR asks for them all the same.
+    click.echo(text, nl=False, err=err, color=wants_color(err) if output_format == "text" else None)

@@ -21,6 +21,15 @@ def location_label(diagnostic: Diagnostic) -> str:
     return f"{diagnostic.filename}:{where}" if where else diagnostic.filename
 
 
+def style(text: str, color: bool, fg: Optional[str] = None, bold: Optional[bool] = None) -> str:
+    """``text`` in ANSI colour when ``color`` (click's styles), else as it is."""
+    if not color or not text:
+        return text
+    import click
+
+    return click.style(text, fg=fg, bold=bold)
+
+
 def pluralize(count: int, singular: str, plural: Optional[str] = None) -> str:
     return f"{count} {singular if count == 1 else (plural or singular + 's')}"
 

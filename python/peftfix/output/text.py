@@ -1,24 +1,26 @@
-"""Human-readable output, one line per finding, like Ruff's concise format:
+"""Human-readable output, like Ruff's. Each finding opens with one line:
 
     train.py:12:9: PF201 [*] message
 
-`[*]` marks a finding whose fix `--apply` would make with the current settings. Checkpoint and runtime findings
+`[*]` marks a finding whose fix `--apply` would make with the current settings. The concise format stops there;
+the full format (the default of `peftfix check`) adds the source lines with a marker under the span and the fix's
+message as help, and with `show_fixes` the fix itself as a diff (``snippet.py``). Checkpoint and runtime findings
 (no location) are followed by the figures that explain them (the first few modules, the two shapes, the
-display-only fix). A summary follows. Colour only when asked for (the CLI asks when stdout is a terminal).
+display-only fix). A summary follows. Colour only when asked for (the CLI decides: a terminal, NO_COLOR,
+FORCE_COLOR).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Optional
 
-import click
-
 from peftfix.diagnostics import FIRST_FEW, Diagnostic, Finding, Report
-from peftfix.output.common import location_label, pluralize
+from peftfix.output.common import location_label, pluralize, style
+from peftfix.output.snippet import snippet_lines
+from peftfix.output.snippets import SourceLines
 
-
-def _style(text: str, color: bool, fg: Optional[str] = None, bold: Optional[bool] = None) -> str:
-    return click.style(text, fg=fg, bold=bold) if color else text
+_style = style
 
 
 def format_finding(finding: Finding, color: bool = False) -> str:
@@ -70,11 +72,47 @@ def summary_lines(report: Report) -> list[str]:
     return lines
 
 
-def render(report: Report, color: bool = False) -> str:
+def fixed_lines(report: Report) -> list[str]:
+    """What `--apply` fixed, per file and code (`--show-fixes`), as Ruff enumerates it."""
+    if not report.fixed:
+        return []
+    by_file: dict[str, Counter[str]] = {}
+    names = {}
+    for diagnostic in report.fixed:
+        by_file.setdefault(diagnostic.filename, Counter())[diagnostic.code] += 1
+    from peftfix.catalog import code_info
+
+    lines = [f"Fixed {pluralize(len(report.fixed), 'error')}:"]
+    for filename, counts in by_file.items():
+        lines.append(f"- {filename}:")
+        for code, count in sorted(counts.items()):
+            if code not in names:
+                info = code_info(code)
+                names[code] = info.name if info is not None else code
+            lines.append(f"    {count} × {code} ({names[code]})")
+    return lines + [""]
+
+
+def render(
+    report: Report,
+    color: bool = False,
+    *,
+    full: bool = False,
+    show_fixes: bool = False,
+    sources: Optional[SourceLines] = None,
+) -> str:
+    """The report as text; ``full``: with source snippets (read through ``sources``), ``show_fixes``: with each
+    fix shown as a diff, and what `--apply` fixed enumerated."""
     lines = []
+    sources = sources if sources is not None else SourceLines()
     for finding in report.findings:
         lines.append(format_finding(finding, color))
-        if finding.diagnostic.location is None:
-            lines.extend(f"    {line}" for line in detail_lines(finding.diagnostic))
+        diagnostic = finding.diagnostic
+        if diagnostic.location is None:
+            lines.extend(f"    {line}" for line in detail_lines(diagnostic))
+        elif full:
+            lines.extend(snippet_lines(diagnostic, sources, color, show_fix=show_fixes))
+    if show_fixes:
+        lines.extend(fixed_lines(report))
     lines.extend(summary_lines(report))
     return "\n".join(lines) + "\n"

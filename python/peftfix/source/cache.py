@@ -20,7 +20,7 @@ from peftfix.diagnostics import Applicability, Diagnostic, Edit, Fix, Location
 from peftfix.source.settings import Settings
 
 CACHE_DIR_NAME = ".peftfix_cache"
-FORMAT = 1
+FORMAT = 2  # 2: diagnostics carry a notebook cell
 
 
 def _digest(data: bytes) -> str:
@@ -133,6 +133,7 @@ def _diagnostic(data: dict[str, Any]) -> Diagnostic:
                     edit["content"],
                     Location(**edit["location"]),
                     Location(**edit["end_location"]),
+                    edit.get("cell"),
                 )
                 for edit in fix["edits"]
             ),
@@ -143,4 +144,5 @@ def _diagnostic(data: dict[str, Any]) -> Diagnostic:
         severity=data.get("severity", "error"),
         details=data.get("details") or {},
         artifact=data.get("artifact"),
+        cell=data.get("cell"),
     )

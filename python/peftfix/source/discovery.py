@@ -86,6 +86,8 @@ def _import_needles(files: Iterable[str]) -> list[bytes]:
     needles: set[bytes] = set()
     for file in files:
         name = os.path.basename(file)
+        if not name.endswith(".py"):  # a notebook is not imported
+            continue
         stem = os.path.basename(os.path.dirname(file)) if name == "__init__.py" else name[: -len(".py")]
         if stem.isidentifier():
             encoded = stem.encode()

@@ -34,7 +34,7 @@ from peftfix.source.rules.pf000_parse_error import ParseError
 from peftfix.source.settings import Settings
 from peftfix.source.suppression import is_suppressed, suppressions
 
-__all__ = ["FileOutcome", "SourceError", "check_bytes", "check_source", "decode", "fix_source"]
+__all__ = ["FileOutcome", "SourceError", "check_bytes", "check_source", "check_text", "decode", "fix_source"]
 
 # Nesting depth the parse and the analysis follow (a 2,000-call chain, a 20,000-term concatenation are far
 # below), on a stack large enough for it.
@@ -56,6 +56,7 @@ class FileOutcome:
     foreign: list[Diagnostic] = field(default_factory=list)  # findings this analysis located in other files
     not_fixed: Optional[str] = None  # why fixes were asked for and not made (the file's encoding)
     touched: list[str] = field(default_factory=list)  # the files this analysis interpreted
+    diff: Optional[str] = None  # a diff of the fixes made in the file's own terms (a notebook's: per cell)
 
 
 def check_bytes(
@@ -73,7 +74,7 @@ def check_bytes(
     try:
         source, encoding = decode(data)
     except SourceError as error:
-        return FileOutcome(filename, _parse_error(error, filename, settings))
+        return FileOutcome(filename, parse_errors(error, filename, settings))
     if fix and not rewrites_faithfully(data, source, encoding):
         outcome = _deep(lambda: _check(source, filename, settings, project, with_edits))
         if any(diagnostic.fix is not None for diagnostic in outcome.diagnostics):
@@ -82,12 +83,26 @@ def check_bytes(
                 "bytes outside it; convert the file to UTF-8 to fix it"
             )
         return outcome
-    if not fix:
-        return _deep(lambda: _check(source, filename, settings, project, with_edits))
-    outcome = _deep(lambda: fix_source(source, filename, settings, project=project, importers=importers))
+    outcome = check_text(source, filename, settings, fix, project=project, with_edits=with_edits, importers=importers)
     if outcome.new_source is not None:
         outcome.new_bytes = outcome.new_source.encode(encoding)
     return outcome
+
+
+def check_text(
+    source: str,
+    filename: str,
+    settings: Settings,
+    fix: bool = False,
+    *,
+    project: Optional[Project] = None,
+    with_edits: bool = True,
+    importers: Iterable[str] = (),
+) -> FileOutcome:
+    """Check (and with ``fix``, fix) decoded text; ``new_bytes`` is left to the caller, who knows the encoding."""
+    if not fix:
+        return _deep(lambda: _check(source, filename, settings, project, with_edits))
+    return _deep(lambda: fix_source(source, filename, settings, project=project, importers=importers))
 
 
 def check_source(
@@ -116,7 +131,7 @@ def fix_source(
     try:
         result = fixer.fix_until_stable(source, lint, settings.unsafe_fixes)
     except SourceError as error:  # only the original can fail to parse: fixes that break the file are dropped
-        return FileOutcome(filename, _parse_error(error, filename, settings), source=source)
+        return FileOutcome(filename, parse_errors(error, filename, settings), source=source)
     changed = result.source if result.source != source else None
     return FileOutcome(
         filename,
@@ -145,7 +160,7 @@ def _check(source: str, filename: str, settings: Settings, project: Optional[Pro
     try:
         module = parse(source, filename)
     except SourceError as error:
-        return FileOutcome(filename, _parse_error(error, filename, settings), source=source)
+        return FileOutcome(filename, parse_errors(error, filename, settings), source=source)
     project = project if project is not None else Project()
     touched: list[str] = []
     reported = _analyse(module, settings, project, (), touched)
@@ -292,7 +307,8 @@ def _fix_rank(item: Reported) -> int:
     return {Applicability.SAFE: 3, Applicability.UNSAFE: 2}.get(fix.applicability, 1)
 
 
-def _parse_error(error: SourceError, filename: str, settings: Settings) -> list[Diagnostic]:
+def parse_errors(error: SourceError, filename: str, settings: Settings) -> list[Diagnostic]:
+    """The PF000 finding for a file that cannot be read as Python (none when PF000 is not selected)."""
     if ParseError.code not in settings.enabled:
         return []
     return [

@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from peftfix.diagnostics import Diagnostic, Location
 
 MARKER = "# %% peftfix: cell {number}"
 MARKER_LINE = re.compile(r"^# %% peftfix: cell (\d+)\n?$")
 MASK = "pass  # peftfix: ipython {index}"
 MASK_LINE = re.compile(r"^(\s*)pass  # peftfix: ipython (\d+)(\n?)$")
-# Line magics, shell escapes and help requests: not Python, skipped.
-IPYTHON_LINE = re.compile(r"^\s*(?:[%!]|\?|\w[\w.]*\?\??\s*$)")
+# Line magics, shell escapes and help requests (`%time f()`, `!pip install peft`, `model.train?`, `?model`) and
+# assignments from them (`files = !ls`, `t = %timeit -o f()`): not Python, skipped.
+IPYTHON_LINE = re.compile(r"^\s*(?:[%!?]|\w[\w.]*\?\??\s*$|[\w.\[\]'\", ]+=\s*[%!])")
 
 
 class NotebookError(ValueError):
@@ -50,23 +54,41 @@ class Notebook:
             if isinstance(cell, dict) and cell.get("cell_type") == "code"
         ]
 
-    def program(self) -> str:
+    def program(self, unparsable: Collection[int] = ()) -> str:
+        """The code cells as one program; the cells numbered in ``unparsable`` are masked whole."""
         self.masked, self.starts = [], []
         lines: list[str] = []
         for number, cell in self.code_cells():
             lines.append(MARKER.format(number=number) + "\n")
             self.starts.append((len(lines) + 1, number))
-            source = _lines(cell.get("source", ""))
-            whole_cell = bool(source) and source[0].lstrip().startswith("%%")
-            for line in source:
-                body = line.rstrip("\n")
-                if whole_cell or IPYTHON_LINE.match(body):
-                    indent = body[: len(body) - len(body.lstrip())]
-                    lines.append(indent + MASK.format(index=len(self.masked)) + "\n")
-                    self.masked.append(line)
-                else:
-                    lines.append(line if line.endswith("\n") else line + "\n")
+            lines += self._python_lines(cell, mask_all=number in unparsable)
         return "".join(lines)
+
+    def cell_programs(self) -> list[tuple[int, str]]:
+        """(cell number, the cell as Python with IPython masked) of each code cell, to be parsed on its own."""
+        masked = self.masked
+        try:
+            return [(number, "".join(self._python_lines(cell))) for number, cell in self.code_cells()]
+        finally:
+            self.masked = masked
+
+    def _python_lines(self, cell: dict[str, Any], mask_all: bool = False) -> list[str]:
+        source = _lines(cell.get("source", ""))
+        # A cell magic (`%%capture`, `%%bash`) makes the whole cell something other than Python.
+        mask_all = mask_all or (bool(source) and source[0].lstrip().startswith("%%"))
+        lines = []
+        continued, group_indent = False, ""
+        for line in source:
+            body = line.rstrip("\r\n")
+            if mask_all or continued or IPYTHON_LINE.match(body):
+                if not continued:  # continuation lines of `!pip install a \` keep the first line's indent
+                    group_indent = "" if mask_all else body[: len(body) - len(body.lstrip())]
+                lines.append(group_indent + MASK.format(index=len(self.masked)) + "\n")
+                self.masked.append(line)
+                continued = not mask_all and body.endswith("\\")
+            else:
+                lines.append(line if line.endswith("\n") else line + "\n")
+        return lines
 
     def locate(self, row: int) -> tuple[int, int] | None:
         """(cell number, row in the cell) of program row ``row`` (1-based); None for a marker line."""
@@ -80,10 +102,19 @@ class Notebook:
         return found
 
     def with_program(self, program: str) -> str:
-        """The notebook's text with each code cell's source taken from ``program`` (as edited)."""
+        """The notebook's text with each code cell's source taken from ``program`` (as edited).
+
+        Raises :class:`NotebookError` when the edits moved a cell marker or a masked line (a fix that crossed a
+        cell's boundary): such a program cannot be split back into the cells it came from.
+        """
+        lines = program.splitlines(keepends=True)
+        markers = [int(match.group(1)) for match in map(MARKER_LINE.match, lines) if match]
+        tags = sorted(int(match.group(2)) for match in map(MASK_LINE.match, lines) if match)
+        if markers != [number for number, _ in self.code_cells()] or tags != list(range(len(self.masked))):
+            raise NotebookError("the edits cross a cell boundary: the notebook cannot be rebuilt from them")
         by_number: dict[int, list[str]] = {}
         current: list[str] | None = None
-        for line in program.splitlines(keepends=True):
+        for line in lines:
             marker = MARKER_LINE.match(line)
             if marker:
                 current = by_number.setdefault(int(marker.group(1)), [])
@@ -104,6 +135,82 @@ class Notebook:
             if "".join(new) != "".join(_lines(old)):
                 cell["source"] = "".join(new) if isinstance(old, str) else new
         return dump(self)
+
+    def cell_source(self, number: int) -> str | None:
+        """The source of cell ``number`` (1-based among all cells), or None."""
+        cells = self.data.get("cells")
+        if not isinstance(cells, list) or not 1 <= number <= len(cells) or not isinstance(cells[number - 1], dict):
+            return None
+        return "".join(_lines(cells[number - 1].get("source", "")))
+
+    def in_cells(self, diagnostic: Diagnostic) -> Diagnostic:
+        """``diagnostic`` (located in the program) located in its cell: the cell, and rows counted within it, for
+        its location, its end and its fix's edits (whose offsets stay the program's, for applying them)."""
+        if diagnostic.location is None:
+            return diagnostic
+        start = self.locate(diagnostic.location.row)
+        if start is None:  # a program-only line (a marker): the first row of the next cell
+            start = self.locate(diagnostic.location.row + 1) or (self.starts[0][1] if self.starts else 1, 1)
+            return replace(diagnostic, cell=start[0], location=Location(start[1], 1), end_location=None)
+        cell = start[0]
+
+        def in_cell(location: Location) -> tuple[int, Location] | None:
+            found = self.locate(location.row)
+            return (found[0], Location(found[1], location.column)) if found is not None else None
+
+        fix = diagnostic.fix
+        if fix is not None and fix.edits:
+            spans = [(edit, in_cell(edit.location), in_cell(edit.end_location)) for edit in fix.edits]
+            if all(first and last and first[0] == last[0] for _, first, last in spans):
+                fix = replace(
+                    fix,
+                    edits=tuple(
+                        replace(edit, cell=first[0], location=first[1], end_location=last[1])
+                        for edit, first, last in spans
+                        if first and last
+                    ),
+                )
+            else:  # an edit across a cell boundary cannot be shown in cell terms (nor is it applied)
+                fix = replace(fix, edits=())
+        end = in_cell(diagnostic.end_location) if diagnostic.end_location is not None else None
+        return replace(
+            diagnostic,
+            cell=cell,
+            location=Location(start[1], diagnostic.location.column),
+            end_location=end[1] if end is not None and end[0] == cell else None,
+            fix=fix,
+        )
+
+
+def cell_diffs(before: Notebook, after: Notebook, name: str) -> str:
+    """A unified diff per changed code cell, headed `name:cell N` as Ruff shows notebook diffs."""
+    import difflib
+
+    old = {number: "".join(_lines(cell.get("source", ""))) for number, cell in before.code_cells()}
+    chunks = []
+    for number, cell in after.code_cells():
+        new = "".join(_lines(cell.get("source", "")))
+        if old.get(number) == new:
+            continue
+        for line in difflib.unified_diff(
+            _with_final_newline(old.get(number, "")),
+            _with_final_newline(new),
+            fromfile=f"{name}:cell {number}",
+            tofile=f"{name}:cell {number}",
+        ):
+            chunks.append(line)
+    return "".join(chunks)
+
+
+def _with_final_newline(text: str) -> list[str]:
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    return lines
+
+
+def is_notebook(name: str) -> bool:
+    return name.lower().endswith(".ipynb")
 
 
 def _lines(source: Any) -> list[str]:

@@ -234,6 +234,8 @@ def _project(roots: tuple[str, ...]) -> Any:
 def check_data(data: bytes, job: FileJob) -> FileResult:
     """Check content already read and, unless ``job.mode`` is CHECK, fix it in memory; never writes."""
     from peftfix.source.engine import check_bytes
+    from peftfix.source.notebook import is_notebook
+    from peftfix.source.notebook_check import check_notebook
 
     result = FileResult(job.display_name)
     cache, key = None, ""
@@ -248,8 +250,10 @@ def check_data(data: bytes, job: FileJob) -> FileResult:
             result.findings = _findings(own, job.settings)
             result.foreign, result.touched = foreign, touched
             return result
+    # A notebook is known by its name (a path, or --stdin-filename), as Jupyter and Ruff know it.
+    check = check_notebook if is_notebook(job.display_name) else check_bytes
     try:
-        outcome = check_bytes(
+        outcome = check(
             data,
             job.display_name,
             job.settings,
@@ -272,8 +276,11 @@ def check_data(data: bytes, job: FileJob) -> FileResult:
     result.fixed = list(outcome.fixed)
     result.dropped = list(getattr(outcome, "dropped", ()))
     changed = outcome.new_bytes is not None and outcome.new_bytes != data
-    if job.mode is FixMode.DIFF and changed and outcome.source is not None and outcome.new_source is not None:
-        result.diff = unified_diff(outcome.source, outcome.new_source, job.display_name)
+    if job.mode is FixMode.DIFF and changed:
+        if outcome.diff is not None:
+            result.diff = outcome.diff
+        elif outcome.source is not None and outcome.new_source is not None:
+            result.diff = unified_diff(outcome.source, outcome.new_source, job.display_name)
     if job.mode is FixMode.APPLY:
         result.fixed_bytes = outcome.new_bytes if changed else data
     if job.mode is not FixMode.CHECK and not changed:

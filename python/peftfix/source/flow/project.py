@@ -15,6 +15,8 @@ from typing import Optional
 
 from peftfix.source.flow.names import TRACKED_PACKAGES, ImportTarget
 from peftfix.source.module import SourceModule
+from peftfix.source.notebook import NotebookError, is_notebook
+from peftfix.source.notebook import read as read_notebook
 from peftfix.source.parsing import parse_python
 
 # Reads a file's text (decoded as Python does), or None when it cannot be used.
@@ -59,6 +61,11 @@ class Project:
         text = self._reader(path)
         if text is None:
             return None
+        if is_notebook(path):  # a notebook whose analysis reaches a module being fixed: its cells' program
+            try:
+                text = read_notebook(text).program()
+            except NotebookError:
+                return None
         try:
             tree = parse_python(text, path)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
