@@ -117,7 +117,7 @@ class Diagnostic:
         return (self.filename, self.cell or 0, loc.row, loc.column, self.code)
 
     def to_json(self) -> dict[str, Any]:
-        data = {
+        data: dict[str, Any] = {
             "code": self.code,
             "message": self.message,
             "filename": self.filename,
