@@ -71,6 +71,7 @@ def test_a_finding_spread_over_cells_is_reported_at_its_cell_and_line(tmp_path):
     result = run(["--no-cache", "--format", "json", "tutorial.ipynb"], tmp_path)
     [finding] = json.loads(result.stdout)
     assert (finding["code"], finding["cell"], finding["location"]) == ("PF201", 6, {"row": 2, "column": 9})
+    assert "(cell 7, line 1)" in finding["message"]  # the other call named as the notebook shows it
 
 
 def test_directories_include_notebooks_and_exclude_can_leave_them_out(tmp_path):

@@ -209,6 +209,17 @@ def _with_final_newline(text: str) -> list[str]:
     return lines
 
 
+def cell_of_row(program: str, row: int) -> tuple[int, int] | None:
+    """(cell number, row in the cell) of row ``row`` of a notebook's program, read from its markers (for messages
+    that name another line of the notebook); None above the first cell."""
+    found = None
+    for number, line in enumerate(program.splitlines()[:row], start=1):
+        marker = MARKER_LINE.match(line)
+        if marker:
+            found = (int(marker.group(1)), number)
+    return (found[0], row - found[1]) if found is not None and row > found[1] else None
+
+
 def is_notebook(name: str) -> bool:
     return name.lower().endswith(".ipynb")
 

@@ -221,6 +221,13 @@ def _describe_exception(error: BaseException) -> str:
 _PROJECTS: dict[tuple[str, ...], Any] = {}
 
 
+def forget_project_files() -> None:
+    """Drop the project files parsed for earlier checks. Keeping them for the life of the process is right for one
+    `peftfix check`; a long-running process (the language server) calls this before each check, so that a file
+    edited since is read again."""
+    _PROJECTS.clear()
+
+
 def _project(roots: tuple[str, ...]) -> Any:
     """One project per set of roots and process: its files are parsed once for every job."""
     from peftfix.source.flow.project import Project

@@ -215,7 +215,8 @@ class CallSemantics:
                 (literal_bool(node) if node is not None else self._const_bool(value)) is not False
                 for node, value in trusts
             ),
-            quantized=self.quantized(arguments, state, bool(entry.get("quantized_default", False))),
+            quantized=self.quantized(arguments, state, bool(entry.get("quantized_default", False)))
+            or self.names_prequantized(arguments.value((0, "pretrained_model_name_or_path")) if path else EMPTY),
             patches_trainers=bool(entry.get("patches_trainers", False)),
             path_key=path_key,
         )
@@ -285,6 +286,11 @@ class CallSemantics:
             if not known or any(config.info["quantized"] for config in known):
                 return True
         return default and not explicit
+
+    def names_prequantized(self, value: frozenset) -> bool:
+        """The checkpoint loaded is, by every name it may have, one published already quantized."""
+        names = [obj.info.get("value") for obj in value if obj.kind is Kind.CONST]
+        return bool(names) and all(isinstance(name, str) and self.library.is_prequantized(name) for name in names)
 
     @staticmethod
     def _is_none_value(value: frozenset) -> bool:
@@ -373,8 +379,13 @@ class CallSemantics:
     def effect_copy(
         self, call: ast.Call, qualified: str, entry: CallEntry, arguments: CallArguments, state: State
     ) -> frozenset:
+        return self.copies(arguments.value(entry.argument("model")), state)
+
+    @staticmethod
+    def copies(values: frozenset, state: State) -> frozenset:
+        """New objects with the histories of ``values`` so far (what happens to one no longer happens to both)."""
         copies = []
-        for obj in arguments.value(entry.argument("model")):
+        for obj in values:
             if obj.kind in HISTORY_KINDS:
                 copy = Obj(obj.kind, **obj.info)
                 state.heap[copy] = state.heap.get(obj, frozenset([()]))
@@ -396,6 +407,9 @@ class CallSemantics:
     ) -> frozenset:
         models = self.model_argument(arguments, entry.argument("model"), state)
         configs = frozenset(o for o in arguments.value(entry.argument("config")) if o.kind is Kind.PEFT_CONFIG)
+        not_in_place = set(entry.get("not_in_place", ()))
+        if configs and all(config.info.get("class_name") in not_in_place for config in configs):
+            models = self.copies(models, state)  # the result wraps the base; the base itself is unchanged
         parts = qualified.split(".")
         callee = ".".join(parts[-2:]) if len(parts) > 2 and parts[-2][:1].isupper() else parts[-1]
         event = self.event(

@@ -78,6 +78,11 @@ class Library:
     peft_model_classes: tuple[Pattern, ...]
     unresolved_model_classes: tuple[str, ...] = ()
     unresolved_model_methods: tuple[str, ...] = ()
+    prequantized_checkpoints: tuple[str, ...] = ()
+
+    def is_prequantized(self, checkpoint: str) -> bool:
+        """A checkpoint name that says it was saved quantized (its config makes `from_pretrained` quantize)."""
+        return any(fnmatchcase(checkpoint.lower(), pattern) for pattern in self.prequantized_checkpoints)
 
     def is_unresolved_model_loader(self, class_name: str, method: str) -> bool:
         return method in self.unresolved_model_methods and any(
@@ -119,6 +124,7 @@ def parse(document: dict[str, Any]) -> Library:
         peft_model_classes=_patterns(peft_model.get("classes", ())),
         unresolved_model_classes=tuple(document.get("unresolved_model", {}).get("classes", ())),
         unresolved_model_methods=tuple(document.get("unresolved_model", {}).get("methods", ())),
+        prequantized_checkpoints=tuple(document.get("prequantized", {}).get("checkpoints", ())),
     )
 
 

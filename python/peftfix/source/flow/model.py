@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
+from peftfix.source.notebook import cell_of_row, is_notebook
+
 if TYPE_CHECKING:
     from peftfix.source.module import SourceModule
 
@@ -126,6 +128,11 @@ class Event:
 
     def where(self, here: Optional[SourceModule] = None) -> str:
         """``line 12``, or ``model_utils.py:12`` when the event is in another file than ``here``."""
+        if is_notebook(self.module.filename):  # the program of a notebook's cells: say which cell
+            cell_row = cell_of_row(self.module.source, self.line)
+            if cell_row is not None:
+                where = f"cell {cell_row[0]}, line {cell_row[1]}"
+                return f"{self.module.filename}, {where}" if here is not None and self.module is not here else where
         if here is not None and self.module is not here:
             return f"{self.module.filename}:{self.line}"
         return f"line {self.line}"

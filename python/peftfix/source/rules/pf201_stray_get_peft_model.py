@@ -215,6 +215,12 @@ from unsloth import FastLanguageModel
 model, tokenizer = FastLanguageModel.from_pretrained("unsloth/llama-3-8b-bnb-4bit")
 model = FastLanguageModel.get_peft_model(model, r=16, lora_alpha=16)
 """,
+        # Prompt tuning injects nothing into the base: loading a trained prompt onto it is unaffected.
+        """
+from peft import PeftModel, PromptTuningConfig, get_peft_model
+fresh = get_peft_model(base, PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4))
+trained = PeftModel.from_pretrained(base, "prompt-adapter")
+""",
     )
     INVALID = (
         # The common pattern: wrap "to set up the LoRA structure", then load.

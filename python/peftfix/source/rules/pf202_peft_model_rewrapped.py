@@ -170,6 +170,13 @@ from trl import SFTTrainer
 model = AutoModelForCausalLM.from_pretrained("m")
 SFTTrainer(model=model, train_dataset=data, peft_config=LoraConfig(r=8)).train()
 """,
+        # Prompt tuning injects nothing into the base: two prompt-tuned models may share it.
+        """
+from peft import PromptTuningConfig, get_peft_model
+config = PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4)
+first = get_peft_model(base, config)
+second = get_peft_model(base, config)
+""",
     )
     INVALID = (
         # Multi-stage training done wrong: load stage one, wrap again for stage two.

@@ -159,4 +159,14 @@ model = FastLanguageModel.get_peft_model(model, r=16, target_modules=["q_proj", 
 model = model.merge_and_unload()
 """
         ),
+        # A checkpoint published already quantized loads in 4-bit with no quantization argument.
+        Invalid(
+            """
+from peft import PeftModel
+from transformers import AutoModelForCausalLM
+model_id, out = "unsloth/qwen3-14b-unsloth-bnb-4bit", "merged"
+base = AutoModelForCausalLM.from_pretrained(model_id, dtype="float32")
+merged = PeftModel.from_pretrained(base, "adapter").merge_and_unload()
+"""
+        ),
     )
