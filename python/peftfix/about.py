@@ -1,5 +1,5 @@
-"""The package's version and home page (read from the installed distribution's metadata), and the environment
-switch that turns one-line internal errors into tracebacks."""
+"""The package's version and home page (read from the installed distribution's metadata), where each code's
+documentation page is online, and the environment switch that turns one-line internal errors into tracebacks."""
 
 from __future__ import annotations
 
@@ -12,6 +12,13 @@ FALLBACK_HOMEPAGE = "https://pypi.org/project/peftfix/"
 FALLBACK_VERSION = "0+unknown"
 # PEFTFIX_DEBUG=1: show the traceback of an internal error instead of a one-line message.
 DEBUG_ENV = "PEFTFIX_DEBUG"
+
+# One page per code, generated into the repository by `python -m peftfix.rule_docs` (RULE_DOCS_DIR is relative
+# to the repository root). A constant, not the installed metadata's Project-URL: an editable install keeps the
+# metadata of the day it was installed, and the links must be the same wherever peftfix runs.
+REPOSITORY_URL = "https://github.com/peftfix/peftfix"
+RULE_DOCS_DIR = "docs/rules"
+RULE_DOCS_BASE_URL = f"{REPOSITORY_URL}/blob/main/{RULE_DOCS_DIR}"
 
 
 def debug_enabled() -> bool:
@@ -44,3 +51,8 @@ def homepage() -> str:
     homes = meta.get_all("Home-page") or []  # (PackageMetadata.get is typed only from Python 3.12)
     home = homes[0] if homes else None
     return home if home and home.startswith("http") else FALLBACK_HOMEPAGE
+
+
+def rule_url(code: str) -> str:
+    """The documentation page of ``code`` (``PF201`` -> ``.../docs/rules/PF201.md``)."""
+    return f"{RULE_DOCS_BASE_URL}/{code.strip().upper()}.md"

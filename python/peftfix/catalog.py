@@ -14,6 +14,8 @@ from peftfix.diagnostics import CodeInfo
 
 # The order `peftfix rules` lists them in: the depth a user meets first comes first.
 COMMANDS = ("check", "keys", "verify")
+# How `peftfix explain` and the docs pages name the command that reports a code.
+REPORTED_BY = {"check": "peftfix check", "keys": "peftfix keys", "verify": "peftfix verify"}
 
 
 def all_codes() -> list[CodeInfo]:
@@ -36,3 +38,8 @@ def code_info(code: str) -> Optional[CodeInfo]:
 def codes_for(command: str) -> list[CodeInfo]:
     """The codes one command reports."""
     return [info for info in all_codes() if info.command == command]
+
+
+def reported_by(info: CodeInfo) -> str:
+    """The command line that reports ``info``'s code (`peftfix keys`)."""
+    return REPORTED_BY.get(info.command, info.command)

@@ -16,7 +16,7 @@ import textwrap
 import jsonschema
 import pytest
 
-from peftfix import catalog
+from peftfix import about, catalog
 from peftfix.source import registry
 
 from .conftest import CLEAN_PEFT, RANK_AND_DROPOUT, RANK_AND_DROPOUT_FIXED_PREFIX, run_module, write
@@ -144,6 +144,7 @@ class TestFormats:
         assert [rule["id"] for rule in rules] == [info.code for info in catalog.all_codes()]
         for rule in rules:
             assert rule["shortDescription"]["text"] and rule["help"]["text"]
+            assert rule["helpUri"] == about.rule_url(rule["id"])
         assert sorted(result["ruleId"] for result in run["results"]) == ["PF301", "PF302"]
         pf301 = next(result for result in run["results"] if result["ruleId"] == "PF301")
         assert rules[pf301["ruleIndex"]]["id"] == "PF301"
@@ -155,6 +156,7 @@ class TestFormats:
         assert result.exit_code == 1 and len(lines) == 2
         assert lines[0].startswith("::error title=peftfix (PF302),file=train.py,line=2,col=10,endLine=")
         assert all("::PF30" in line for line in lines)
+        assert lines[0].endswith(f" (see {about.rule_url('PF302')})")
 
     def test_bad_format_is_a_usage_error(self, invoke, project):
         result = invoke(["--format", "xml", "train.py"], cwd=project)
@@ -549,6 +551,7 @@ class TestRulesAndExplain:
             assert section in result.stdout, section
         command = catalog.code_info(code).command
         assert f"Reported by: peftfix {command}" in result.stdout
+        assert f"\nDocumentation: {about.rule_url(code)}\n" in result.stdout
 
     def test_explain_unknown_code(self, invoke):
         result = invoke(["explain", "PF999"])

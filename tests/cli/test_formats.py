@@ -7,6 +7,7 @@ import json
 import jsonschema
 import pytest
 
+from peftfix import about
 from peftfix.diagnostics import Applicability, CodeInfo, Finding, Report
 from peftfix.output import FORMAT_NAMES, github, renderer, sarif, text
 
@@ -160,6 +161,12 @@ class TestSarif:
         assert rule["fullDescription"]["text"] == "Flags `target_modules` entries that are never Linear layers."
         assert "## Why is this bad?" in rule["help"]["markdown"]
         assert rule["defaultConfiguration"] == {"enabled": True, "level": "error"}
+        assert rule["helpUri"] == "https://github.com/peftfix/peftfix/blob/main/docs/rules/PF301.md"
+
+    def test_codes_outside_the_rules_get_no_help_link(self):
+        rules = self.log()["runs"][0]["tool"]["driver"]["rules"]
+        bare = next(rule for rule in rules if rule["id"] == "PK001")  # not in RULES: no page is promised
+        assert "helpUri" not in bare
 
     def test_results_index_their_rules(self):
         run = self.log()["runs"][0]
@@ -198,17 +205,20 @@ class TestSarif:
 class TestGithub:
     def test_lines(self):
         lines = github.render(mixed_report()).splitlines()
-        assert lines[0] == "::error title=peftfix (PK001),file=adapter::PK001 keys need prefix `model.`"
+        assert lines[0] == (
+            "::error title=peftfix (PK001),file=adapter::PK001 keys need prefix `model.`"
+            " (see https://github.com/peftfix/peftfix/blob/main/docs/rules/PK001.md)"
+        )
         assert lines[2] == (
             "::error title=peftfix (PF301),file=train.py,line=2,col=50,endLine=2,endColumn=59::"
-            "PF301 `dropout` is not a Linear layer"
+            f"PF301 `dropout` is not a Linear layer (see {about.rule_url('PF301')})"
         )
 
     def test_escaping(self):
         diagnostic = make_diagnostic(message="100% broken\r\nnext: a, b", filename="we:ird,name.py")
         line = github.format_diagnostic(diagnostic)
         assert "file=we%3Aird%2Cname.py" in line
-        assert line.endswith("::PF301 100%25 broken%0D%0Anext: a, b")
+        assert line.endswith(f"::PF301 100%25 broken%0D%0Anext: a, b (see {about.rule_url('PF301')})")
         assert "\n" not in line
 
     def test_warning_severity(self):

@@ -11,8 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import nbformat
 import pytest
+
+from .sarif_schema import SARIF_2_1_0_SUBSET
 
 LOAD = """\
 import torch
@@ -183,3 +186,18 @@ def test_a_fix_spanning_cells_names_each_edit_s_cell_in_json(tmp_path):
     # The stray call goes from cell 6, the adapter is loaded onto `base` in cell 7, the unused import goes in cell 2.
     assert {cell for cell, _, _ in edits} == {2, 6, 7}, edits
     assert (7, 1, "base") in edits
+
+
+def test_github_and_sarif_put_the_cell_in_the_message_not_a_line_of_the_json(tmp_path):
+    write(tmp_path / "tutorial.ipynb", stray_notebook())
+    [annotation] = run(["--no-cache", "--format", "github", "tutorial.ipynb"], tmp_path).stdout.decode().splitlines()
+    properties, message = annotation.split("::")[1:3]
+    assert "file=tutorial.ipynb" in properties and "line=" not in properties
+    assert message.startswith("cell 6:2:9: PF201 ")
+
+    log = json.loads(run(["--no-cache", "--format", "sarif", "tutorial.ipynb"], tmp_path).stdout)
+    jsonschema.validate(log, SARIF_2_1_0_SUBSET)
+    [result] = log["runs"][0]["results"]
+    assert result["message"]["text"].startswith("cell 6:2:9: ")
+    assert "region" not in result["locations"][0]["physicalLocation"] and "fixes" not in result
+    assert (result["properties"]["cell"], result["properties"]["row"]) == (6, 2)

@@ -4,8 +4,8 @@
 subcommand name starts a check. A path that happens to be named like a subcommand (a directory `rules`) is
 checked with `peftfix check rules` or `peftfix ./rules`.
 
-One module per command (`check`, `keys`, `verify`, `rules` with `explain`), each imported only when its command
-runs, so a command starts without loading the others' machinery. What they share (exit codes, the output
+One module per command (`check`, `keys`, `verify`, `rules` with `explain`, `server`), each imported only when its
+command runs, so a command starts without loading the others' machinery. What they share (exit codes, the output
 formats) is in `common`.
 """
 
@@ -30,6 +30,7 @@ LAZY_SUBCOMMANDS: dict[str, str] = {
     "verify": "peftfix.cli.verify:verify_command",
     "rules": "peftfix.cli.rules:rules_command",
     "explain": "peftfix.cli.rules:explain_command",
+    "server": "peftfix.cli.server:server_command",
 }
 
 

@@ -8,8 +8,6 @@ import click
 
 from peftfix.cli.common import UsageProblem, wants_color
 
-REPORTED_BY = {"check": "peftfix check", "keys": "peftfix keys", "verify": "peftfix verify"}
-
 
 @click.command("rules", short_help="List every code: source rules, checkpoint and runtime checks.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -51,7 +49,8 @@ def rules_command(output_format: str) -> None:
 @click.argument("code")
 def explain_command(code: str) -> None:
     """Show a code's documentation: what it finds, why it is bad, an example, how to fix it."""
-    from peftfix.catalog import code_info
+    from peftfix import about
+    from peftfix.catalog import code_info, reported_by
 
     info = code_info(code)
     if info is None:
@@ -59,9 +58,10 @@ def explain_command(code: str) -> None:
     header = [
         f"# {info.code} ({info.name})",
         "",
-        f"Reported by: {REPORTED_BY.get(info.command, info.command)}",
+        f"Reported by: {reported_by(info)}",
         f"Fix availability: {info.fix_availability}",
         f"Enabled by default: {'yes' if info.default_enabled else 'no'}",
+        f"Documentation: {about.rule_url(info.code)}",
     ]
     if info.summary:
         header += ["", info.summary]

@@ -21,6 +21,14 @@ def location_label(diagnostic: Diagnostic) -> str:
     return f"{diagnostic.filename}:{where}" if where else diagnostic.filename
 
 
+def in_notebook_prefix(diagnostic: Diagnostic) -> str:
+    """`cell 4:3:1: ` for a notebook finding, '' otherwise: the formats that locate a finding by the lines of the
+    file (GitHub annotations, SARIF) cannot point into a cell of a notebook's JSON, so its message says where."""
+    if diagnostic.cell is None or diagnostic.location is None:
+        return ""
+    return f"cell {diagnostic.cell}:{position(diagnostic.location)}: "
+
+
 def style(text: str, color: bool, fg: Optional[str] = None, bold: Optional[bool] = None) -> str:
     """``text`` in ANSI colour when ``color`` (click's styles), else as it is."""
     if not color or not text:

@@ -16,7 +16,7 @@ from typing import Any, Optional
 from peftfix import about
 from peftfix.catalog import all_codes
 from peftfix.diagnostics import CodeInfo, Diagnostic, Fix, Location, Report
-from peftfix.output.common import severity_level
+from peftfix.output.common import in_notebook_prefix, severity_level
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
@@ -45,6 +45,8 @@ def rule_descriptor(info: CodeInfo) -> dict[str, Any]:
         "fullDescription": {"text": info.section("What it does") or info.summary or info.name},
         "defaultConfiguration": {"enabled": info.default_enabled, "level": "error"},
         "properties": {"fixAvailability": info.fix_availability},
+        # GitHub code scanning links the rule's help to this page.
+        "helpUri": about.rule_url(info.code),
     }
     if info.documentation:
         descriptor["help"] = {"text": info.documentation, "markdown": info.documentation}
@@ -75,20 +77,26 @@ def _fix(fix: Fix, uri: str) -> Optional[dict[str, Any]]:
 def result(diagnostic: Diagnostic, rule_index: int) -> dict[str, Any]:
     uri = artifact_uri(diagnostic.artifact_path)
     physical: dict[str, Any] = {"artifactLocation": {"uri": uri}}
-    if diagnostic.location is not None:
+    # A notebook's rows count within a cell, not the file's lines: no region, the cell and row go in the message
+    # and the properties, and no fix (its regions would name lines of the JSON).
+    in_notebook = diagnostic.cell is not None
+    if diagnostic.location is not None and not in_notebook:
         physical["region"] = region(diagnostic.location, diagnostic.end_location)
     entry: dict[str, Any] = {
         "ruleId": diagnostic.code,
         "ruleIndex": rule_index,
         "level": severity_level(diagnostic, _LEVELS, default="warning"),
-        "message": {"text": diagnostic.message},
+        "message": {"text": in_notebook_prefix(diagnostic) + diagnostic.message},
         "locations": [{"physicalLocation": physical}],
     }
-    fix = _fix(diagnostic.fix, uri) if diagnostic.fix is not None else None
+    fix = _fix(diagnostic.fix, uri) if diagnostic.fix is not None and not in_notebook else None
     if fix is not None:
         entry["fixes"] = [fix]
-    if diagnostic.details:
-        entry["properties"] = dict(diagnostic.details)
+    properties = dict(diagnostic.details)
+    if in_notebook and diagnostic.location is not None:
+        properties.update(cell=diagnostic.cell, row=diagnostic.location.row, column=diagnostic.location.column)
+    if properties:
+        entry["properties"] = properties
     return entry
 
 
