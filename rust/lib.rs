@@ -31,7 +31,7 @@ use std::sync::Arc;
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyList, PyString};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyList, PyString};
 
 pub mod checkpoint;
 pub mod discovery;
@@ -363,6 +363,25 @@ impl PyBaseIndex {
         self.inner.from_cache
     }
 
+    /// to_bytes() -> bytes: the index in a form `base_index_from_bytes` builds again, in this
+    /// or another process (what pickling, and so Ray's object store, uses).
+    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let index = Arc::clone(&self.inner);
+        let bytes = py.detach(move || index.to_bytes());
+        PyBytes::new(py, &bytes)
+    }
+
+    /// Pickled as its bytes, rebuilt by the module's `base_index_from_bytes`.
+    fn __reduce__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
+        let rebuild = py
+            .import("peftfix._native")?
+            .getattr("base_index_from_bytes")?;
+        Ok((rebuild, (self.to_bytes(py),)))
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "BaseIndex({:?}, load_as={:?}: {} tensors in {} shards)",
@@ -372,6 +391,22 @@ impl PyBaseIndex {
             self.inner.shard_count
         )
     }
+}
+
+/// base_index_from_bytes(data) -> BaseIndex
+///
+/// The index `BaseIndex.to_bytes()` wrote, every header validated again; ValueError for
+/// bytes that are not one (truncated, corrupt, or from another peftfix version).
+#[pyfunction]
+#[pyo3(name = "base_index_from_bytes")]
+fn base_index_from_bytes_py(py: Python<'_>, data: &[u8]) -> PyResult<PyBaseIndex> {
+    let data = data.to_vec(); // the validation runs without the GIL, on bytes of its own
+    let index = py
+        .detach(move || checkpoint::BaseIndex::from_bytes(&data))
+        .map_err(PyValueError::new_err)?;
+    Ok(PyBaseIndex {
+        inner: Arc::new(index),
+    })
 }
 
 /// write_remapped(adapter, out, strip, add) -> int
@@ -433,6 +468,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(set_http_token_py, module)?)?;
     module.add_function(wrap_pyfunction!(read_small_py, module)?)?;
     module.add_function(wrap_pyfunction!(scan_headers_py, module)?)?;
+    module.add_function(wrap_pyfunction!(base_index_from_bytes_py, module)?)?;
     module.add_class::<PyBaseIndex>()?;
     Ok(())
 }

@@ -11,7 +11,7 @@ The checkpoint functions (:func:`check_adapter`, :class:`BaseIndex`, :func:`writ
 checkpoint and ``ValueError`` for a bad ``load_as``.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from os import PathLike
 from typing import Any, Literal, TypedDict, final
 
@@ -21,6 +21,7 @@ __all__ = [
     "BaseIndex",
     "CheckpointError",
     "__version__",
+    "base_index_from_bytes",
     "check_adapter",
     "find_candidates",
     "mentions",
@@ -210,6 +211,14 @@ class BaseIndex:
     @property
     def from_cache(self) -> bool:
         """Whether the shard headers came from the index cache (no shard was read)."""
+    def to_bytes(self) -> bytes:
+        """The index as bytes that :func:`base_index_from_bytes` builds again, here or in another process: where the
+        base was read, the ``load_as`` view and each shard's header. Pickling uses it (Ray's object store)."""
+    def __reduce__(self) -> tuple[Callable[[bytes], BaseIndex], tuple[bytes]]: ...
+
+def base_index_from_bytes(data: bytes) -> BaseIndex:
+    """The index :meth:`BaseIndex.to_bytes` wrote, every header validated again; ValueError for anything else
+    (truncated, corrupt, or written by another peftfix version)."""
 
 def scan_headers(paths: Sequence[_Path]) -> int:
     """Read and validate the header of every local file in parallel (all cores), keeping nothing: the total number of

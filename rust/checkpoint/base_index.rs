@@ -131,6 +131,9 @@ pub struct BaseIndex {
     shapes: Vec<u64>,
     weight_name: Option<u32>,
     suffixes: OnceLock<SuffixIndex>,
+    /// Each shard's file length and header JSON, as read: what the index was built from, so
+    /// that it can be sent elsewhere and built again there (`index_bytes`).
+    pub(crate) shard_headers: Vec<(u64, Box<str>)>,
 }
 
 /// Distinct paths in one buffer, numbered by first insertion, with a table of ids.
@@ -221,7 +224,7 @@ impl BaseIndex {
         Ok(index)
     }
 
-    fn from_shards(source: String, load_as: LoadAs, shards: &[Header]) -> Self {
+    pub(crate) fn from_shards(source: String, load_as: LoadAs, shards: &[Header]) -> Self {
         let base_model_prefix = detect_prefix(shards);
         let tensor_count = shards.iter().map(|s| s.tensors().len()).sum();
         let mut index = Self {
@@ -243,6 +246,10 @@ impl BaseIndex {
             shapes: Vec::with_capacity(tensor_count * 2),
             weight_name: None,
             suffixes: OnceLock::new(),
+            shard_headers: shards
+                .iter()
+                .map(|shard| (shard.file_len(), shard.json_text().into()))
+                .collect(),
         };
         index.building.table.reserve(tensor_count / 2 + 1, |_| 0);
         let strip = match load_as {

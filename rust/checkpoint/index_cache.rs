@@ -78,11 +78,10 @@ impl IndexCache {
         let mut out = std::io::BufWriter::new(&mut temp.1);
         out.write_all(MAGIC.as_bytes())?;
         write_bytes(&mut out, identity.as_bytes())?;
-        out.write_all(&(shards.len() as u64).to_le_bytes())?;
-        for shard in shards {
-            out.write_all(&shard.file_len().to_le_bytes())?;
-            write_bytes(&mut out, shard.json_text().as_bytes())?;
-        }
+        write_shards(
+            &mut out,
+            shards.iter().map(|s| (s.file_len(), s.json_text())),
+        )?;
         out.flush()?;
         drop(out);
         let result = std::fs::rename(&temp.0, &path);
@@ -132,7 +131,36 @@ fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
     }
 }
 
-fn write_bytes(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
+/// Each shard as its file length and header JSON, after their count: the form both the
+/// cache and [`super::index_bytes`] keep a base's headers in.
+pub(crate) fn write_shards<'a>(
+    out: &mut impl Write,
+    shards: impl ExactSizeIterator<Item = (u64, &'a str)>,
+) -> std::io::Result<()> {
+    out.write_all(&(shards.len() as u64).to_le_bytes())?;
+    for (file_len, json) in shards {
+        out.write_all(&file_len.to_le_bytes())?;
+        write_bytes(out, json.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The shards [`write_shards`] wrote, each header parsed and validated again; `None` when
+/// anything is missing, malformed or invalid.
+pub(crate) fn take_shards(rest: &mut &[u8]) -> Option<Vec<Header>> {
+    let count = take_u64(rest)?;
+    let mut shards = Vec::with_capacity(usize::try_from(count).ok()?.min(1 << 20));
+    for _ in 0..count {
+        let file_len = take_u64(rest)?;
+        let json = take_bytes(rest)?.to_vec();
+        let mut header = Header::default();
+        header.fill_from(json, file_len).ok()?;
+        shards.push(header);
+    }
+    Some(shards)
+}
+
+pub(crate) fn write_bytes(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
     out.write_all(&(bytes.len() as u64).to_le_bytes())?;
     out.write_all(bytes)
 }
@@ -144,25 +172,17 @@ fn decode(bytes: &[u8], identity: &str) -> Option<Vec<Header>> {
     if stored != identity.as_bytes() {
         return None;
     }
-    let count = take_u64(&mut rest)?;
-    let mut shards = Vec::with_capacity(usize::try_from(count).ok()?.min(1 << 20));
-    for _ in 0..count {
-        let file_len = take_u64(&mut rest)?;
-        let json = take_bytes(&mut rest)?.to_vec();
-        let mut header = Header::default();
-        header.fill_from(json, file_len).ok()?;
-        shards.push(header);
-    }
+    let shards = take_shards(&mut rest)?;
     rest.is_empty().then_some(shards)
 }
 
-fn take_u64(rest: &mut &[u8]) -> Option<u64> {
+pub(crate) fn take_u64(rest: &mut &[u8]) -> Option<u64> {
     let (head, tail) = rest.split_first_chunk::<8>()?;
     *rest = tail;
     Some(u64::from_le_bytes(*head))
 }
 
-fn take_bytes<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+pub(crate) fn take_bytes<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
     let len = usize::try_from(take_u64(rest)?).ok()?;
     if rest.len() < len {
         return None;

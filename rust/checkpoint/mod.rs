@@ -18,6 +18,7 @@ pub mod adapter_path;
 pub mod base_files;
 pub mod base_index;
 pub mod error;
+pub mod index_bytes;
 pub mod index_cache;
 pub mod index_json;
 pub mod module_trie;

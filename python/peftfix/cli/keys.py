@@ -22,9 +22,10 @@ from peftfix.checkpoint import LOAD_AS, BaseIndex, Report, write_remapped
 from peftfix.checkpoint.backend import readable_errors
 from peftfix.checkpoint.errors import BaseNotFound
 from peftfix.checkpoint.locate import base_named_by, hub_ref, is_url
-from peftfix.cli.common import emit, exit_status, format_option
+from peftfix.cli.common import UsageProblem, emit, exit_status, format_option
 from peftfix.diagnostics import Diagnostic
 from peftfix.diagnostics import Report as Findings
+from peftfix.files import read_regular
 from peftfix.output.common import pluralize
 from peftfix.serving import Profile, ProfileError, ServingInputError, check_serving, select
 
@@ -35,7 +36,14 @@ PROGRESS_BATCH = 32
 
 
 @click.command("keys", short_help="Match adapter keys against a base checkpoint (safetensors headers only).")
-@click.argument("adapters", nargs=-1, required=True, metavar="ADAPTER...")
+@click.argument("adapters", nargs=-1, metavar="ADAPTER...")
+@click.option(
+    "--from-file",
+    "adapter_list",
+    metavar="LIST",
+    help="Also check the adapters listed in LIST, one path or URL per line (blank lines and # comments skipped; "
+    "- reads standard input): for fleets too long for the command line.",
+)
 @click.option(
     "--base",
     metavar="BASE",
@@ -70,6 +78,7 @@ PROGRESS_BATCH = 32
 @format_option()
 def keys_command(
     adapters: Sequence[str],
+    adapter_list: Optional[str],
     base: Optional[str],
     load_as: str,
     remapped_out: Optional[str],
@@ -84,6 +93,9 @@ def keys_command(
     `peftfix explain PK001` documents each code."""
     if remapped_out is not None and not remapped_out.strip():
         raise click.BadParameter("an empty path; give the directory to write the fixed adapter to", param_hint="OUT")
+    adapters = list(adapters) + (read_adapter_list(adapter_list) if adapter_list is not None else [])
+    if not adapters:
+        raise UsageProblem("no adapter to check: name one or more ADAPTERs, or a list with --from-file LIST")
     profile = _profile(server) if server is not None else None
     groups = _by_base(adapters, base)
     reports_by_adapter: dict[int, Report] = {}
@@ -104,6 +116,19 @@ def keys_command(
         click.echo(line, err=True)
     has_errors = write_failed or any(report.unreadable for report in reports)
     click.get_current_context().exit(exit_status(has_errors, bool(findings.findings)))
+
+
+def read_adapter_list(source: str) -> list[str]:
+    """The adapters a --from-file list names: one per line, surrounding blanks and `#` comment lines ignored."""
+    try:
+        data = sys.stdin.buffer.read() if source == "-" else read_regular(source)
+        text = data.decode("utf-8-sig")
+    except OSError as error:
+        raise UsageProblem(f"cannot read the adapter list {source}: {error.strerror or error}") from error
+    except UnicodeDecodeError as error:
+        raise UsageProblem(f"the adapter list {source} is not UTF-8 text ({error.reason})") from error
+    entries = [line.strip() for line in text.splitlines()]
+    return [entry for entry in entries if entry and not entry.startswith("#")]
 
 
 def _profile(spec: str) -> Profile:
