@@ -76,20 +76,17 @@ def fixed_lines(report: Report) -> list[str]:
     """What `--apply` fixed, per file and code (`--show-fixes`), as Ruff enumerates it."""
     if not report.fixed:
         return []
-    by_file: dict[str, Counter[str]] = {}
-    names = {}
-    for diagnostic in report.fixed:
-        by_file.setdefault(diagnostic.filename, Counter())[diagnostic.code] += 1
     from peftfix.catalog import code_info
 
+    by_file: dict[str, Counter[str]] = {}
+    for diagnostic in report.fixed:
+        by_file.setdefault(diagnostic.filename, Counter())[diagnostic.code] += 1
     lines = [f"Fixed {pluralize(len(report.fixed), 'error')}:"]
     for filename, counts in by_file.items():
         lines.append(f"- {filename}:")
         for code, count in sorted(counts.items()):
-            if code not in names:
-                info = code_info(code)
-                names[code] = info.name if info is not None else code
-            lines.append(f"    {count} × {code} ({names[code]})")
+            info = code_info(code)
+            lines.append(f"    {count} × {code} ({info.name if info is not None else code})")
     return lines + [""]
 
 

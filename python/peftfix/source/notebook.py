@@ -61,34 +61,12 @@ class Notebook:
         for number, cell in self.code_cells():
             lines.append(MARKER.format(number=number) + "\n")
             self.starts.append((len(lines) + 1, number))
-            lines += self._python_lines(cell, mask_all=number in unparsable)
+            lines += _python_lines(cell, self.masked, mask_all=number in unparsable)
         return "".join(lines)
 
     def cell_programs(self) -> list[tuple[int, str]]:
         """(cell number, the cell as Python with IPython masked) of each code cell, to be parsed on its own."""
-        masked = self.masked
-        try:
-            return [(number, "".join(self._python_lines(cell))) for number, cell in self.code_cells()]
-        finally:
-            self.masked = masked
-
-    def _python_lines(self, cell: dict[str, Any], mask_all: bool = False) -> list[str]:
-        source = _lines(cell.get("source", ""))
-        # A cell magic (`%%capture`, `%%bash`) makes the whole cell something other than Python.
-        mask_all = mask_all or (bool(source) and source[0].lstrip().startswith("%%"))
-        lines = []
-        continued, group_indent = False, ""
-        for line in source:
-            body = line.rstrip("\r\n")
-            if mask_all or continued or IPYTHON_LINE.match(body):
-                if not continued:  # continuation lines of `!pip install a \` keep the first line's indent
-                    group_indent = "" if mask_all else body[: len(body) - len(body.lstrip())]
-                lines.append(group_indent + MASK.format(index=len(self.masked)) + "\n")
-                self.masked.append(line)
-                continued = not mask_all and body.endswith("\\")
-            else:
-                lines.append(line if line.endswith("\n") else line + "\n")
-        return lines
+        return [(number, "".join(_python_lines(cell, []))) for number, cell in self.code_cells()]
 
     def locate(self, row: int) -> tuple[int, int] | None:
         """(cell number, row in the cell) of program row ``row`` (1-based); None for a marker line."""
@@ -222,6 +200,26 @@ def cell_of_row(program: str, row: int) -> tuple[int, int] | None:
 
 def is_notebook(name: str) -> bool:
     return name.lower().endswith(".ipynb")
+
+
+def _python_lines(cell: dict[str, Any], masked: list[str], mask_all: bool = False) -> list[str]:
+    """The cell's lines as Python: IPython lines become tagged `pass` lines, their text appended to ``masked``."""
+    source = _lines(cell.get("source", ""))
+    # A cell magic (`%%capture`, `%%bash`) makes the whole cell something other than Python.
+    mask_all = mask_all or (bool(source) and source[0].lstrip().startswith("%%"))
+    lines = []
+    continued, group_indent = False, ""
+    for line in source:
+        body = line.rstrip("\r\n")
+        if mask_all or continued or IPYTHON_LINE.match(body):
+            if not continued:  # continuation lines of `!pip install a \` keep the first line's indent
+                group_indent = "" if mask_all else body[: len(body) - len(body.lstrip())]
+            lines.append(group_indent + MASK.format(index=len(masked)) + "\n")
+            masked.append(line)
+            continued = not mask_all and body.endswith("\\")
+        else:
+            lines.append(line if line.endswith("\n") else line + "\n")
+    return lines
 
 
 def _lines(source: Any) -> list[str]:
