@@ -39,12 +39,16 @@ WORKLOADS = (
     "keys-deepseek",
     "keys-fleet",
     "keys-remote",
+    "keys-ray",
     "header-parse",
     "source-tree",
     "source-corpus",
     "verify-cpu",
 )
-KEYS_WORKLOADS = {"keys-deepseek", "keys-fleet", "keys-remote", "header-parse"}  # these need build_checkpoints
+# These need build_checkpoints.
+KEYS_WORKLOADS = {"keys-deepseek", "keys-fleet", "keys-remote", "keys-ray", "header-parse"}
+RAY_CPUS = 2  # keys-ray: the local Ray cluster's CPUs
+SLOW_DELAY_S = 0.25  # keys-ray: the delay of every request in the round-trip run (large beside the noise of timing)
 REMOTE_FLEET = 20  # keys-remote: the first adapters of the keys-fleet fleet (all of them in quick mode)
 NOT_IN_QUICK: set[str] = set()  # workloads a plain `--quick` run (the CI smoke test) leaves out
 CORPUS = ROOT / "tests" / "corpus" / "files"
@@ -566,6 +570,121 @@ def bench_keys_remote(root: Path, ckpt: dict, runs: int, reference_runs: int) ->
     return [{"workload": "keys-remote", "findings": found, **row} for row in rows]
 
 
+def bench_keys_ray(root: Path, ckpt: dict, runs: int) -> list[dict]:
+    """The keys-fleet fleet on a local Ray cluster (`peftfix.ray.check_fleet`, ray_fleet.py in a child process)
+    beside `check_many` in one process, base indexed in every run by both: local files, the same files over HTTP,
+    and over HTTP with every request SLOW_DELAY_S late (how many round trips a run waits for)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from remote.servers import RangeServer, loopback_no_proxy
+
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return [{"workload": "keys-ray", "case": "skipped: Ray is not installed (pip install 'peftfix[ray]')",
+                 "unit": "s"}]  # fmt: skip
+    from peftfix.ray import BATCH_SIZE
+
+    adapters, base = [str(path) for path in ckpt["fleet"]], str(ckpt["base"])
+    os.environ.update(loopback_no_proxy())
+    local, local_rss = run_fleet_worker("peftfix", base, adapters, runs, cache=False, reopen=True)
+    assert_fleet_codes("keys-ray", local["codes"], ckpt["planted"])
+    keys = local["keys"]
+    with RangeServer(root) as server, RangeServer(root, mode="slow", delay=SLOW_DELAY_S) as slow:
+
+        def url(path: str, where: RangeServer) -> str:
+            return f"{where.url}/{Path(path).relative_to(root).as_posix()}"
+
+        http = {"base": url(base, server), "adapters": [url(a, server) for a in adapters]}
+        late = {"base": url(base, slow), "adapters": [url(a, slow) for a in adapters]}
+        server.reset()
+        run_fleet_worker("peftfix", http["base"], [], 1, cache=False)
+        base_bytes, base_requests = server.bytes_sent, len(server.requests)
+        server.reset()
+        remote, remote_rss = run_fleet_worker("peftfix", http["base"], http["adapters"], runs, cache=False, reopen=True)
+        fleet_bytes = server.bytes_sent / runs - base_bytes
+        fleet_requests = len(server.requests) / runs - base_requests
+        delayed, _ = run_fleet_worker("peftfix", late["base"], late["adapters"], 1, cache=False, reopen=True)
+        spec = {"runs": runs, "cpus": RAY_CPUS, "batch_size": BATCH_SIZE, "local": {"base": base, "adapters": adapters},
+                "http": http, "slow": late}  # fmt: skip
+        spec_path = root / "ray-spec.json"
+        spec_path.write_text(json.dumps(spec))
+        _, out, ray_rss = run_child([sys.executable, str(HERE / "ray_fleet.py"), str(spec_path)], ok=(0,))
+    on_ray = json.loads(out)
+    for name in ("local", "http", "slow"):
+        assert on_ray[name]["codes"] == local["codes"], f"keys-ray {name}: {on_ray[name]['codes']} != {local['codes']}"
+    for label, result in (("remote", remote), ("slow", delayed)):
+        assert result["codes"] == local["codes"], f"keys-ray in-process {label}: {result['codes']} != local"
+    local_s, remote_s = median(per_run_totals(local)), median(per_run_totals(remote))
+    slow_s, fast_s = per_run_totals(delayed)[0], remote_s
+    ray_local_s, ray_http_s = median(on_ray["local"]["times"]), median(on_ray["http"]["times"])
+    ray_slow_s = on_ray["slow"]["times"][0]
+    tasks = -(-len(adapters) // BATCH_SIZE)
+    cost = {
+        "adapters": len(adapters),
+        "keys_per_adapter": keys // len(adapters),
+        "check_s_per_adapter": median(local["times"]) / len(adapters),
+        "index_s": median(local["index_times"]),
+        "index_bytes": on_ray["index_bytes"],
+        "index_from_bytes_s": on_ray["from_bytes_s"],
+        "base_header_bytes": base_bytes,
+        "base_requests": base_requests,
+        "bytes_per_adapter": fleet_bytes / len(adapters),
+        "requests_per_adapter": fleet_requests / len(adapters),
+        "round_trips_in_process": (slow_s - fast_s) / SLOW_DELAY_S,
+        "round_trips_on_ray": (ray_slow_s - ray_http_s) / SLOW_DELAY_S,
+        "ray_start_s": on_ray["start_s"],
+        "ray_cold_job_s": on_ray["local"]["cold_s"],
+        "ray_overhead_s_per_task": (ray_local_s - local_s) / tasks,
+        "tasks": tasks,
+    }
+    print(f"keys-ray cost model: {json.dumps(cost)}", flush=True)
+    found = planted_findings(local["codes"], ckpt["planted"])
+    fleet_text = f"{len(adapters)} adapters, {keys:,} keys, {tasks} tasks of up to {BATCH_SIZE} on {RAY_CPUS} CPUs"
+    rows = [
+        {
+            "case": f"{fleet_text}: `check_fleet(adapters, base, cache=False).take_all()` on a warm local cluster "
+            f"(started in {on_ray['start_s']:.1f} s, first job {on_ray['local']['cold_s']:.2f} s, neither counted; "
+            f"index sent as {on_ray['index_bytes'] / 1e6:.1f} MB); other: `check_many` in one process, both "
+            "indexing the base each run",
+            "peftfix_s": ray_local_s,
+            "reference_s": local_s,
+            "rate": keys / ray_local_s,
+            "reference_rate": keys / local_s,
+            "unit": "keys/s",
+            "ratio": ray_local_s / local_s,
+            "target": "overhead ratio, reported",
+            "peftfix_rss_mib": mib(ray_rss),
+            "reference_rss_mib": mib(local_rss),
+        },
+        {
+            "case": f"the same fleet over HTTP (RangeServer on 127.0.0.1): {fleet_bytes / len(adapters) / 1e6:.2f} MB "
+            f"in {fleet_requests / len(adapters):.1f} requests per adapter, the base {base_bytes / 1e6:.2f} MB in "
+            f"{base_requests} requests; other: `check_many` in one process over the same server",
+            "peftfix_s": ray_http_s,
+            "reference_s": remote_s,
+            "rate": keys / ray_http_s,
+            "reference_rate": keys / remote_s,
+            "unit": "keys/s",
+            "ratio": ray_http_s / remote_s,
+            "target": "overhead ratio, reported",
+            "reference_rss_mib": mib(remote_rss),
+        },
+        {
+            "case": f"the same with every request {SLOW_DELAY_S * 1000:.0f} ms late: Ray waits "
+            f"{cost['round_trips_on_ray']:.1f} round trips in all, one process {cost['round_trips_in_process']:.1f} "
+            "(the delay's cost / the delay); other: one process",
+            "peftfix_s": ray_slow_s,
+            "reference_s": slow_s,
+            "rate": keys / ray_slow_s,
+            "reference_rate": keys / slow_s,
+            "unit": "keys/s",
+            "ratio": ray_slow_s / slow_s,
+            "target": "reported",
+        },
+    ]
+    return [{"workload": "keys-ray", "findings": found, "cost": cost, **row} for row in rows]
+
+
 def bench_header_parse(ckpt: dict, runs: int) -> list[dict]:
     from peftfix import _native
     from peftfix.checkpoint import reference as reference_matcher
@@ -1005,6 +1124,7 @@ def main() -> None:
             ("keys-deepseek", lambda: bench_keys_deepseek(ckpt, runs)),
             ("keys-fleet", lambda: bench_keys_fleet(ckpt, runs, reference_runs)),
             ("keys-remote", lambda: bench_keys_remote(root, ckpt, runs, reference_runs)),
+            ("keys-ray", lambda: bench_keys_ray(root, ckpt, runs)),
             ("header-parse", lambda: bench_header_parse(ckpt, runs)),
             ("source-tree", lambda: bench_source_tree(root, sizes["files"], runs)),
             ("source-corpus", lambda: bench_source_corpus(root, sizes["copies"], runs)),

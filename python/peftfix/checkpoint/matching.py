@@ -31,7 +31,7 @@ def _cache_dir(cache: CacheSetting) -> Optional[str]:
 LOAD_AS = ("causal-lm", "base-model")
 
 
-def _load_as(load_as: str) -> str:
+def check_load_as(load_as: str) -> str:
     if load_as not in LOAD_AS:
         raise ValueError(f"load_as must be one of {', '.join(LOAD_AS)}, not {load_as!r}")
     return load_as
@@ -53,7 +53,7 @@ def check_adapter(
     Never raises for unreadable or corrupt checkpoints: they come back as a report with one PK000 finding.
     """
     native = backend.native()
-    _load_as(load_as)
+    check_load_as(load_as)
     adapter_path, base_path = os.fspath(adapter), os.fspath(base)
     try:
         data = native.check_adapter(resolve(adapter_path), resolve(base_path), load_as, _cache_dir(cache))
@@ -76,7 +76,7 @@ class BaseIndex:
     def __init__(self, base: PathLike, load_as: str = "causal-lm", *, cache: CacheSetting = True) -> None:
         native = backend.native()
         self.base = os.fspath(base)
-        self.load_as = _load_as(load_as)
+        self.load_as = check_load_as(load_as)
         self.error: Optional[BaseException] = None
         self._index: Any = None
         try:

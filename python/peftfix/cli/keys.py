@@ -10,6 +10,7 @@ or the command was misused.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -31,6 +32,9 @@ from peftfix.serving import Profile, ProfileError, ServingInputError, check_serv
 
 # Below this many adapters the bar would only flicker.
 PROGRESS_MIN_ADAPTERS = 4
+# `--ray` given with no ADDRESS (click's flag value), and what an ADDRESS looks like: auto, local, ray://..., host:port.
+RAY_DEFAULT_ADDRESS = ""
+RAY_ADDRESS = re.compile(r"^(?:auto|local|ray://\S+|[\w.-]+:\d+|\[[0-9a-fA-F:]+\]:\d+)$")
 # Adapters checked per native call while a progress bar runs: enough to keep remote requests in flight together.
 PROGRESS_BATCH = 32
 
@@ -75,6 +79,16 @@ PROGRESS_BATCH = 32
     help="Also check serving: vllm, sglang or lorax (its newest profile), or vllm==VERSION: whether the server "
     "loads the adapter and whether it takes effect there (PS001-PS005).",
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value=RAY_DEFAULT_ADDRESS,
+    default=None,
+    metavar="[ADDRESS]",
+    help="Check on a Ray cluster: ADDRESS (auto, local, ray://HOST:PORT or HOST:PORT), else RAY_ADDRESS, else one "
+    "started on this machine. Needs the ray extra: pip install 'peftfix[ray]'.",
+)
 @format_option()
 def keys_command(
     adapters: Sequence[str],
@@ -84,6 +98,7 @@ def keys_command(
     remapped_out: Optional[str],
     no_cache: bool,
     server: Optional[str],
+    ray_address: Optional[str],
     output_format: str,
 ) -> None:
     """Match every key of each ADAPTER to its module in BASE from safetensors headers alone: prefix mismatches
@@ -93,22 +108,21 @@ def keys_command(
     `peftfix explain PK001` documents each code."""
     if remapped_out is not None and not remapped_out.strip():
         raise click.BadParameter("an empty path; give the directory to write the fixed adapter to", param_hint="OUT")
-    adapters = list(adapters) + (read_adapter_list(adapter_list) if adapter_list is not None else [])
+    adapters = list(adapters)
+    on_ray = ray_address is not None
+    if ray_address is not None:
+        ray_address, taken = split_ray_address(ray_address)
+        adapters = taken + adapters
+    adapters += read_adapter_list(adapter_list) if adapter_list is not None else []
     if not adapters:
         raise UsageProblem("no adapter to check: name one or more ADAPTERs, or a list with --from-file LIST")
     profile = _profile(server) if server is not None else None
-    groups = _by_base(adapters, base)
-    reports_by_adapter: dict[int, Report] = {}
-    indexes = []
-    for group_base, positions in groups.items():
-        with _status(f"reading the headers of {group_base}", remote=_is_remote(group_base)):
-            index = BaseIndex(group_base, load_as, cache=not no_cache)
-        indexes.append(index)
-        for position, report in zip(positions, _check_all(index, [adapters[i] for i in positions]), strict=True):
-            reports_by_adapter[position] = report
-            if profile is not None and not report.unreadable:
-                report.findings.extend(_serving(adapters[position], group_base, profile))
-    reports = [reports_by_adapter[position] for position in range(len(adapters))]
+    if on_ray:
+        from peftfix.cli.keys_ray import check_on_ray
+
+        reports, indexes = check_on_ray(adapters, base, load_as, not no_cache, server, ray_address)
+    else:
+        reports, indexes = _check_here(adapters, base, load_as, not no_cache, profile)
     written, write_failed = _write_remapped(reports, remapped_out) if remapped_out else ([], False)
     findings = Findings.from_diagnostics(finding for report in reports for finding in report.findings)
     emit(findings, output_format, context=context_lines(reports, indexes))
@@ -116,6 +130,33 @@ def keys_command(
         click.echo(line, err=True)
     has_errors = write_failed or any(report.unreadable for report in reports)
     click.get_current_context().exit(exit_status(has_errors, bool(findings.findings)))
+
+
+def _check_here(
+    adapters: list[str], base: Optional[str], load_as: str, cache: bool, profile: Optional[Profile]
+) -> tuple[list[Report], list[BaseIndex]]:
+    """The reports of every adapter, in order, and the base indexes they were checked against: in this process."""
+    reports_by_adapter: dict[int, Report] = {}
+    indexes = []
+    for group_base, positions in _by_base(adapters, base).items():
+        with _status(f"reading the headers of {group_base}", remote=_is_remote(group_base)):
+            index = BaseIndex(group_base, load_as, cache=cache)
+        indexes.append(index)
+        for position, report in zip(positions, _check_all(index, [adapters[i] for i in positions]), strict=True):
+            reports_by_adapter[position] = report
+            if profile is not None and not report.unreadable:
+                report.findings.extend(_serving(adapters[position], group_base, profile))
+    return [reports_by_adapter[position] for position in range(len(adapters))], indexes
+
+
+def split_ray_address(value: str) -> tuple[Optional[str], list[str]]:
+    """(the cluster address, adapters): `--ray` takes the next argument as its ADDRESS only when it reads as one
+    (`--ray adapter-1 adapter-2` checks both adapters on the default cluster)."""
+    if value == RAY_DEFAULT_ADDRESS:
+        return None, []
+    if RAY_ADDRESS.match(value):
+        return value, []
+    return None, [value]
 
 
 def read_adapter_list(source: str) -> list[str]:
