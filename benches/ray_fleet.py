@@ -1,9 +1,9 @@
 """The child process of the `keys-ray` workload: a local Ray cluster with 2 CPUs checking the fleet with
 `peftfix.ray.check_fleet`, local and over HTTP, printed as JSON for run.py.
 
-    python benches/ray_fleet.py SPEC.json
+    python benches/ray_fleet.py JOB.json
 
-SPEC: {"runs", "cpus", "local": {"base", "adapters"}, "http": {"base", "adapters"} | null, "slow": {...} | null}.
+JOB: {"runs", "cpus", "batch_size", "local": {"base", "adapters"}, "http": {"base", "adapters"} | null, "slow": {...} | null}.
 Each fleet is checked once cold (the first job pays for the worker processes and their imports) and then `runs`
 times warm; every run plans again, so each one indexes the base in a task, as a new job would.
 """

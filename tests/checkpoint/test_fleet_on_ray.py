@@ -25,7 +25,7 @@ from remote.servers import RangeServer
 from .ckpt_cases import CASES, CASES_BY_NAME, CORRUPT
 
 ray = pytest.importorskip("ray")
-from peftfix.ray import check_fleet, notes_of, report_of  # noqa: E402  (needs ray)
+from peftfix.ray import ROW_FIELDS, check_fleet, notes_of, report_of  # noqa: E402  (needs ray)
 from peftfix.ray.fleet import plan_fleet  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("ray")
@@ -80,6 +80,11 @@ def test_rows_equal_check_many_in_one_process(cluster, checkpoints):
         pk000 = [f.message for f in report.findings if f.code == "PK000"]
         assert row["error"] == (pk000[0] if pk000 else None)
     assert sum(row["error"] is not None for row in rows.values()) == len(BROKEN)
+
+
+def test_an_empty_fleet_is_an_empty_dataset_with_the_row_columns(cluster, checkpoints):
+    dataset = check_fleet([], str(checkpoints.bases["llama"]))
+    assert dataset.take_all() == [] and tuple(dataset.schema().names) == ROW_FIELDS
 
 
 def test_without_a_base_each_adapter_is_checked_against_the_base_it_names(cluster, checkpoints):

@@ -7,7 +7,6 @@ run (one bad entry in a fleet list should not hide the rest), and the progress s
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Optional
 
 import click
@@ -29,7 +28,7 @@ def check_on_ray(
         raise UsageProblem(str(error)) from None
     except (ConnectionError, ValueError, RuntimeError) as error:
         raise UsageProblem(f"cannot join the Ray cluster{f' at {address}' if address else ''}: {error}") from None
-    _quiet_ray_data(ray)
+    _quiet_ray_data()
     plan = plan_fleet(adapters, base, load_as=load_as, cache=cache)
     rows = fleet_dataset(plan, server).take_all()
     by_adapter = {row["adapter"]: row for row in rows}
@@ -40,9 +39,6 @@ def check_on_ray(
     return [report_of(by_adapter[adapter]) for adapter in adapters], indexes
 
 
-def _quiet_ray_data(ray: object) -> None:
-    """Ray Data logs each execution at INFO and draws progress bars: keep the bars for a terminal, drop the logs."""
-    from ray.data import DataContext
-
+def _quiet_ray_data() -> None:
+    """Ray Data logs each execution at INFO (and, off a terminal, its progress too): the output is peftfix's."""
     logging.getLogger("ray.data").setLevel(logging.WARNING)
-    DataContext.get_current().enable_progress_bars = sys.stderr.isatty()

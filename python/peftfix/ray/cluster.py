@@ -39,8 +39,9 @@ def connect(address: Optional[str] = None, *, quiet: bool = False) -> ModuleType
     ray = require()
     if not ray.is_initialized():
         check_reachable(address or os.environ.get("RAY_ADDRESS") or None)
-        # Ray's own INFO lines (where the dashboard is, how the cluster started) are noise on a command's stderr.
-        options = {"logging_level": logging.WARNING, "log_to_driver": True} if quiet else {}
+        # What Ray says of itself as it starts (how the cluster started, that it made an authentication token) is
+        # noise on a command's stderr; its errors are not.
+        options = {"logging_level": logging.ERROR} if quiet else {}
         ray.init(address=address or None, include_dashboard=False, **options)
     return ray
 

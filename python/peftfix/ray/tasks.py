@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Optional
 
@@ -21,6 +22,8 @@ from peftfix.checkpoint.locate import base_named_by
 from peftfix.ray.rows import row_of, table_of
 from peftfix.serving import ServingInputError, check_serving, select
 
+# adapter_config.json files read at once by one task.
+CONFIG_READS = 16
 # Object id -> the index it holds, in this worker process.
 _OPENED: dict[str, BaseIndex] = {}
 
@@ -39,18 +42,19 @@ def working_directory(path: str) -> Iterator[None]:
         os.chdir(before)
 
 
+def _base_of(adapter: str) -> tuple[str, Optional[str]]:
+    try:
+        return base_named_by(adapter), None
+    except BaseNotFound as error:
+        return "", str(error)
+
+
 @ray.remote
 def name_bases(adapters: Sequence[str], cwd: str) -> list[tuple[str, Optional[str]]]:
     """(base, None) for each adapter whose ``adapter_config.json`` names a base that can be found, ("", why not)
-    otherwise."""
-    named: list[tuple[str, Optional[str]]] = []
-    with working_directory(cwd):
-        for adapter in adapters:
-            try:
-                named.append((base_named_by(adapter), None))
-            except BaseNotFound as error:
-                named.append(("", str(error)))
-    return named
+    otherwise. The configs are read CONFIG_READS at a time: remote, each is a round trip of waiting."""
+    with working_directory(cwd), ThreadPoolExecutor(CONFIG_READS) as pool:
+        return list(pool.map(_base_of, adapters))
 
 
 @ray.remote
