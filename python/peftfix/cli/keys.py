@@ -3,7 +3,8 @@
 ADAPTER and BASE may be local paths, Hub ids or URLs (``s3://``, ``gs://``, ``az://``, ``http(s)://``). Each base is
 indexed once (through the base-index cache unless ``--no-cache``) and every adapter is checked against it (in
 parallel on the native side). On a terminal, stderr shows what is being fetched and a progress bar for fleets; never
-in the output itself. Exit codes as everywhere: 0 clean, 1 findings, 2 when a checkpoint could not be read (PK000)
+in the output itself. With ``--ray`` the checks run on a Ray cluster (``cli/keys_ray.py``), the output the same.
+Exit codes as everywhere: 0 clean, 1 findings, 2 when a checkpoint could not be read (PK000)
 or the command was misused.
 """
 
@@ -110,7 +111,7 @@ def keys_command(
         raise click.BadParameter("an empty path; give the directory to write the fixed adapter to", param_hint="OUT")
     adapters = list(adapters)
     on_ray = ray_address is not None
-    if ray_address is not None:
+    if ray_address is not None:  # --ray, with or without an address
         ray_address, taken = split_ray_address(ray_address)
         adapters = taken + adapters
     adapters += read_adapter_list(adapter_list) if adapter_list is not None else []
