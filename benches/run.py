@@ -603,7 +603,7 @@ def bench_keys_ray(root: Path, ckpt: dict, runs: int) -> list[dict]:
         remote, remote_rss = run_fleet_worker("peftfix", http["base"], http["adapters"], runs, cache=False, reopen=True)
         fleet_bytes = server.bytes_sent / runs - base_bytes
         fleet_requests = len(server.requests) / runs - base_requests
-        delayed, _ = run_fleet_worker("peftfix", late["base"], late["adapters"], 1, cache=False, reopen=True)
+        delayed, _ = run_fleet_worker("peftfix", late["base"], late["adapters"], runs, cache=False, reopen=True)
         spec = {"runs": runs, "cpus": RAY_CPUS, "batch_size": BATCH_SIZE, "local": {"base": base, "adapters": adapters},
                 "http": http, "slow": late}  # fmt: skip
         spec_path = root / "ray-spec.json"
@@ -615,9 +615,9 @@ def bench_keys_ray(root: Path, ckpt: dict, runs: int) -> list[dict]:
     for label, result in (("remote", remote), ("slow", delayed)):
         assert result["codes"] == local["codes"], f"keys-ray in-process {label}: {result['codes']} != local"
     local_s, remote_s = median(per_run_totals(local)), median(per_run_totals(remote))
-    slow_s, fast_s = per_run_totals(delayed)[0], remote_s
+    slow_s, fast_s = median(per_run_totals(delayed)), remote_s
     ray_local_s, ray_http_s = median(on_ray["local"]["times"]), median(on_ray["http"]["times"])
-    ray_slow_s = on_ray["slow"]["times"][0]
+    ray_slow_s = median(on_ray["slow"]["times"])
     tasks = -(-len(adapters) // BATCH_SIZE)
     cost = {
         "adapters": len(adapters),

@@ -1,8 +1,8 @@
 """A fleet of adapters checked on Ray: which base each needs, each base indexed once, batches checked in parallel.
 
 1. Without a ``base``, tasks read which base each adapter names (one remote read per adapter, done in parallel).
-2. One task per distinct base builds its index; the index goes to the object store (its compact byte form), and
-   every worker that checks against it takes it from there once.
+2. One task per distinct base builds its index, all at once; the index goes to the object store (its compact byte
+   form), and every worker that checks against it takes it from there once.
 3. The adapters, grouped by base, become a Ray Dataset mapped in batches; each batch is one ``check_many`` call
    per base, so the native reader keeps its requests in flight together.
 
@@ -46,7 +46,7 @@ def plan_fleet(
     cache: CacheSetting = True,
     batch_size: int = BATCH_SIZE,
 ) -> FleetPlan:
-    """Steps 1 and 2: the bases named (waits for it), their indexes started (does not wait)."""
+    """Steps 1 and 2: the bases named, then their indexes built (in the object store when this returns)."""
     ray = connect()
     from peftfix.ray import tasks
 
@@ -68,6 +68,8 @@ def plan_fleet(
     items.sort(key=lambda item: item["base"] or "")
     bases = sorted({str(item["base"]) for item in items if item["error"] is None})
     indexes = {name: tasks.open_index.remote(name, load_as, cache, cwd) for name in bases}
+    # Every index built before a batch starts: a batch would only wait for it, holding a CPU Ray Data counts as busy.
+    ray.wait(list(indexes.values()), num_returns=len(indexes), fetch_local=False)
     return FleetPlan(items, indexes, cwd)
 
 
@@ -102,8 +104,8 @@ def check_fleet(
     ``base``: the base of every adapter; None: the one each adapter's ``adapter_config.json`` names. ``server``
     (``"vllm"``, ``"vllm==0.34.0"``, ``"sglang"``, ``"lorax"``): add the serving checks. ``cache``: the base-index
     cache of each worker (True: its default directory). Joins the cluster of ``RAY_ADDRESS``, or starts one on this
-    machine, unless ``ray.init`` was called already. The base names are read now; the checks run when the Dataset
-    is consumed (``take_all``, ``iter_rows``, ``write_parquet``...), in no particular row order.
+    machine, unless ``ray.init`` was called already. The base names are read and the bases indexed now; the checks
+    run when the Dataset is consumed (``take_all``, ``iter_rows``, ``write_parquet``...), in no particular row order.
     """
     if server is not None:
         from peftfix.serving import select
