@@ -29,6 +29,9 @@ def _cache_dir(cache: CacheSetting) -> Optional[str]:
 
 
 LOAD_AS = ("causal-lm", "base-model")
+# Remote adapters one check_many call keeps in flight (the native checker's threads for remote adapters): a batch
+# this large is one round of waiting, a larger one several.
+REMOTE_IN_FLIGHT = 32
 
 
 def check_load_as(load_as: str) -> str:

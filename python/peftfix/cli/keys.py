@@ -24,20 +24,19 @@ from peftfix.checkpoint import LOAD_AS, BaseIndex, Report, write_remapped
 from peftfix.checkpoint.backend import readable_errors
 from peftfix.checkpoint.errors import BaseNotFound
 from peftfix.checkpoint.locate import base_named_by, hub_ref, is_url
+from peftfix.checkpoint.matching import REMOTE_IN_FLIGHT
 from peftfix.cli.common import UsageProblem, emit, exit_status, format_option
 from peftfix.diagnostics import Diagnostic
 from peftfix.diagnostics import Report as Findings
 from peftfix.files import read_regular
 from peftfix.output.common import pluralize
-from peftfix.serving import Profile, ProfileError, ServingInputError, check_serving, select
+from peftfix.serving import Profile, ProfileError, select, serving_findings
 
 # Below this many adapters the bar would only flicker.
 PROGRESS_MIN_ADAPTERS = 4
 # `--ray` given with no ADDRESS (click's flag value), and what an ADDRESS looks like: auto, local, ray://..., host:port.
 RAY_DEFAULT_ADDRESS = ""
 RAY_ADDRESS = re.compile(r"^(?:auto|local|ray://\S+|[\w.-]+:\d+|\[[0-9a-fA-F:]+\]:\d+)$")
-# Adapters checked per native call while a progress bar runs: enough to keep remote requests in flight together.
-PROGRESS_BATCH = 32
 
 
 @click.command("keys", short_help="Match adapter keys against a base checkpoint (safetensors headers only).")
@@ -182,11 +181,10 @@ def _profile(spec: str) -> Profile:
 
 def _serving(adapter: str, base: str, profile: Profile) -> list[Diagnostic]:
     """The PS findings; an input the serving checks cannot read is said on stderr (the PK findings stand)."""
-    try:
-        return check_serving(adapter, base, profile)
-    except ServingInputError as error:
-        click.echo(f"peftfix: {adapter}: no serving check: {error}", err=True)
-        return []
+    findings, note = serving_findings(adapter, base, profile)
+    if note is not None:
+        click.echo(f"peftfix: {adapter}: {note}", err=True)
+    return findings
 
 
 def _by_base(adapters: Sequence[str], base: Optional[str]) -> dict[str, list[int]]:
@@ -231,8 +229,8 @@ def _check_all(index: BaseIndex, adapters: Sequence[str]) -> list[Report]:
     reports: list[Report] = []
     with Progress(console=Console(stderr=True), transient=True) as progress:
         task: Any = progress.add_task(f"checking against {index.base}", total=len(adapters))
-        for start in range(0, len(adapters), PROGRESS_BATCH):
-            batch = adapters[start : start + PROGRESS_BATCH]
+        for start in range(0, len(adapters), REMOTE_IN_FLIGHT):
+            batch = adapters[start : start + REMOTE_IN_FLIGHT]
             reports.extend(index.check_many(batch))
             progress.advance(task, len(batch))
     return reports

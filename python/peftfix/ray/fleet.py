@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from peftfix.checkpoint.backend import PathLike
-from peftfix.checkpoint.matching import CacheSetting, check_load_as
+from peftfix.checkpoint.matching import REMOTE_IN_FLIGHT, CacheSetting, check_load_as
 from peftfix.ray.cluster import connect
 from peftfix.ray.rows import table_of
 
-# Adapters per batch: enough for one native call to keep many remote reads in flight, small enough that a fleet
-# of a few hundred still spreads over the workers.
-BATCH_SIZE = 32
+# Adapters per batch: as many as one native call keeps in flight, small enough that a fleet of a few hundred still
+# spreads over the workers.
+BATCH_SIZE = REMOTE_IN_FLIGHT
 
 
 @dataclass

@@ -80,15 +80,8 @@ def row_schema() -> Any:
     """The Arrow schema of the rows (pyarrow comes with Ray Data)."""
     import pyarrow as pa
 
-    return pa.schema(
-        [
-            ("adapter", pa.string()),
-            ("base", pa.string()),
-            ("codes", pa.list_(pa.string())),
-            ("details", pa.string()),
-            ("error", pa.string()),
-        ]
-    )
+    types = {"codes": pa.list_(pa.string())}  # the others are text
+    return pa.schema([(name, types.get(name, pa.string())) for name in ROW_FIELDS])
 
 
 def table_of(rows: Sequence[Mapping[str, Any]]) -> Any:

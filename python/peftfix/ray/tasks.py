@@ -20,7 +20,7 @@ from peftfix.checkpoint import BaseIndex, Report
 from peftfix.checkpoint.errors import BaseNotFound
 from peftfix.checkpoint.locate import base_named_by
 from peftfix.ray.rows import row_of, table_of
-from peftfix.serving import ServingInputError, check_serving, select
+from peftfix.serving import select, serving_findings
 
 # adapter_config.json files read at once by one task.
 CONFIG_READS = 16
@@ -91,11 +91,9 @@ def check_batch(batch: Any, indexes: Mapping[str, Any], server: Optional[str], c
         for base, positions in by_base.items():
             reports = _opened(indexes[base]).check_many([adapters[position] for position in positions])
             for position, report in zip(positions, reports, strict=True):
-                notes = []
+                note = None
                 if profile is not None and not report.unreadable:
-                    try:
-                        report.findings.extend(check_serving(adapters[position], base, profile))
-                    except ServingInputError as error:
-                        notes.append(f"no serving check: {error}")
-                rows[position] = row_of(report, adapters[position], base, notes)
+                    findings, note = serving_findings(adapters[position], base, profile)
+                    report.findings.extend(findings)
+                rows[position] = row_of(report, adapters[position], base, [note] if note else [])
     return table_of(rows)

@@ -12,7 +12,7 @@ header and the base's ``config.json`` and headers, never a tensor.
 from __future__ import annotations
 
 import os
-from typing import Union
+from typing import Optional, Union
 
 from peftfix.diagnostics import Diagnostic
 from peftfix.serving.checks import ps001, ps002, ps003, ps004, ps005
@@ -38,4 +38,24 @@ def check_serving(
     return [finding for check in CHECKS for finding in check(ctx)]
 
 
-__all__ = ["SERVERS", "Profile", "ProfileError", "ServingInputError", "check_serving", "profiles", "select"]
+def serving_findings(
+    adapter: Union[str, os.PathLike[str]], base: Union[str, os.PathLike[str]], server: Union[str, Profile]
+) -> tuple[list[Diagnostic], Optional[str]]:
+    """:func:`check_serving`, with an input it cannot read told as a note (``"no serving check: ..."``) instead of
+    raised: for callers that check many adapters and report the rest."""
+    try:
+        return check_serving(adapter, base, server), None
+    except ServingInputError as error:
+        return [], f"no serving check: {error}"
+
+
+__all__ = [
+    "SERVERS",
+    "Profile",
+    "ProfileError",
+    "ServingInputError",
+    "check_serving",
+    "profiles",
+    "select",
+    "serving_findings",
+]
